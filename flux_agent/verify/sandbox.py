@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import atexit
 import functools
-import multiprocessing
+import json
+import select
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -71,7 +73,8 @@ def _as_math(text: str) -> str:
 _JOBS = {"evaluate": _evaluate, "equivalent": _equivalent}
 
 
-def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the worker process
+def serve() -> None:  # pragma: no cover - runs in the worker process
+    """The worker's loop: one JSON request per line on stdin, one JSON reply per line on stdout."""
     try:
         import resource
 
@@ -84,21 +87,25 @@ def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the worker p
 
     # The timeout is ours (the caller's deadline), so Math-Verify's warning about it is noise.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-
-    conn.send(("ready", None))
-    while True:
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing a library prints may corrupt the reply channel
+    out.write(json.dumps({"status": "ready"}) + "\n")
+    out.flush()
+    for line in sys.stdin:
         try:
-            job, args = conn.recv()
-        except EOFError:
-            return
-        try:
-            conn.send(("ok", _JOBS[job](*args)))
+            request = json.loads(line)
+            payload = _JOBS[request["job"]](*request["args"])
+            if isinstance(payload, Evaluation):
+                payload = {"text": payload.text, "latex": payload.latex}
+            reply = {"status": "ok", "payload": payload}
         except MemoryError:
-            conn.send(("error", "ran out of memory"))
+            reply = {"status": "error", "payload": "ran out of memory"}
         except RecursionError:
-            conn.send(("error", "expression nests too deeply"))
+            reply = {"status": "error", "payload": "expression nests too deeply"}
         except Exception as exc:  # the worker must answer, whatever the input did
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            reply = {"status": "error", "payload": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
 
 
 class Sandbox:
@@ -107,16 +114,16 @@ class Sandbox:
     def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._process: subprocess.Popen[str] | None = None
 
     def evaluate(self, expression: str, timeout_s: float | None = None) -> Evaluation:
         """Evaluate a restricted expression. Raises SandboxError or SandboxTimeout."""
-        return self._call("evaluate", (expression,), timeout_s)
+        payload = self._call("evaluate", (expression,), timeout_s)
+        return Evaluation(text=payload["text"], latex=payload["latex"])
 
     def equivalent(self, candidate: str, reference: str, timeout_s: float | None = None) -> bool:
         """Math-Verify equivalence of two answers (LaTeX or plain)."""
-        return self._call("equivalent", (candidate, reference), timeout_s)
+        return bool(self._call("equivalent", (candidate, reference), timeout_s))
 
     def close(self) -> None:
         with self._lock:
@@ -125,43 +132,61 @@ class Sandbox:
     def _call(self, job: str, args: tuple[Any, ...], timeout_s: float | None) -> Any:
         deadline = self.timeout_s if timeout_s is None else timeout_s
         with self._lock:
-            conn = self._ensure_worker()
-            conn.send((job, args))
-            if not conn.poll(deadline):
+            process = self._ensure_worker()
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                process.stdin.write(json.dumps({"job": job, "args": list(args)}) + "\n")
+                process.stdin.flush()
+            except (BrokenPipeError, OSError):
+                self._stop()
+                raise SandboxError(f"{job}: the math worker is gone") from None
+            line = _read_line(process, deadline)
+            if line is None:
                 self._stop()
                 raise SandboxTimeout(f"{job} took longer than {deadline:g} s")
-            try:
-                status, payload = conn.recv()
-            except EOFError:
+            if not line:
                 self._stop()
-                raise SandboxError(f"{job}: the worker died (memory limit?)") from None
-        if status == "error":
-            raise SandboxError(payload)
-        return payload
+                raise SandboxError(f"{job}: the math worker died (memory limit?)")
+        reply = json.loads(line)
+        if reply["status"] == "error":
+            raise SandboxError(reply["payload"])
+        return reply["payload"]
 
-    def _ensure_worker(self) -> Connection:
-        if self._process is not None and self._process.is_alive() and self._conn is not None:
-            return self._conn
+    def _ensure_worker(self) -> subprocess.Popen[str]:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
         self._stop()
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        process = context.Process(target=_serve, args=(child,), daemon=True, name="flux-sandbox")
-        process.start()
-        child.close()
-        if not parent.poll(_STARTUP_GRACE_S):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flux_agent.verify.sandbox"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        if _read_line(process, _STARTUP_GRACE_S) is None:
             process.kill()
             raise SandboxError("the math worker did not start")
-        parent.recv()
-        self._process, self._conn = process, parent
-        return parent
+        self._process = process
+        return process
 
     def _stop(self) -> None:
         if self._process is not None:
             self._process.kill()
-            self._process.join(timeout=5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process, self._conn = None, None
+            self._process.wait(timeout=5)
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        self._process = None
+
+
+def _read_line(process: subprocess.Popen[str], timeout_s: float) -> str | None:
+    """One reply line, '' if the worker died, None if the deadline passed first."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout_s)
+    if not ready:
+        return None
+    return process.stdout.readline()
 
 
 @functools.cache
@@ -170,3 +195,7 @@ def default_sandbox() -> Sandbox:
     sandbox = Sandbox()
     atexit.register(sandbox.close)
     return sandbox
+
+
+if __name__ == "__main__":
+    serve()
