@@ -129,7 +129,9 @@ class AgentSettings(_Settings):
     max_step_retries: int = Field(default=1, ge=0, le=5)
     max_json_retries: int = Field(default=2, ge=0, le=5)
     max_total_tokens: int = Field(default=6000, ge=256, description="Generated tokens, all roles.")
-    candidates: int = Field(default=6, ge=1, le=20, description="Templates offered to the navigator.")
+    candidates: int = Field(
+        default=6, ge=1, le=20, description="Templates offered to the navigator."
+    )
     plan_tokens: int = Field(default=320, ge=64)
     step_tokens: int = Field(default=400, ge=64)
     answer_tokens: int = Field(default=96, ge=16)

@@ -11,7 +11,7 @@ from flux_agent.agent.models import (
     StepRecord,
     StepResult,
 )
-from flux_agent.agent.runner import FluxAgent, RunNotFound, validate_problem
+from flux_agent.agent.runner import FluxAgent, RunNotFound, load_run, validate_problem
 from flux_agent.agent.state import AgentContext, AgentState
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "StepRecord",
     "StepResult",
     "build_graph",
+    "load_run",
     "validate_problem",
 ]

@@ -37,7 +37,7 @@ class StepResult(BaseModel):
     expression: str = Field(
         default="",
         max_length=200,
-        description="Optional sympy expression that computes the result, e.g. solve(x**2-5*x+6, x).",
+        description="Optional sympy expression computing the result, e.g. solve(x**2-5*x+6, x).",
     )
 
 
@@ -99,7 +99,9 @@ class SolveResult(BaseModel):
     verified: bool = Field(description="The answer equals a value the checker computed exactly.")
     verification: str = ""
     expected: str | None = None
-    correct: bool | None = Field(default=None, description="Equivalent to `expected` (Math-Verify).")
+    correct: bool | None = Field(
+        default=None, description="Equivalent to `expected` (Math-Verify)."
+    )
     plan: Plan | None
     steps: list[StepRecord]
     revisions: list[Revision]

@@ -83,10 +83,15 @@ async def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
     hits = await asyncio.to_thread(ctx.store.search, problem, ctx.settings.candidates)
     candidates = [hit.template for hit in hits]
     ids = [t.id for t in candidates]
-    emit({"type": "candidates", "templates": [
-        {"id": hit.template.id, "name": hit.template.name, "score": round(hit.score, 3)}
-        for hit in hits
-    ]})
+    emit(
+        {
+            "type": "candidates",
+            "templates": [
+                {"id": hit.template.id, "name": hit.template.name, "score": round(hit.score, 3)}
+                for hit in hits
+            ],
+        }
+    )
     reply = await generate_structured(
         ctx.navigator,
         prompts.plan_messages(problem, candidates, ctx.settings.max_steps),
@@ -144,8 +149,15 @@ async def retrieve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[st
             failures.append(f"step {position + 1}: template {step.template_id!r} not in the store")
             steps[position] = PlanStep(template_id=hits[0].template.id, goal=step.goal)
             template = hits[0].template
-        emit({"type": "template", "step": position, "id": template.id, "name": template.name,
-              "description": template.description})
+        emit(
+            {
+                "type": "template",
+                "step": position,
+                "id": template.id,
+                "name": template.name,
+                "description": template.description,
+            }
+        )
     return {"plan": Plan(analysis=current.analysis, steps=steps).model_dump(), "failures": failures}
 
 
@@ -160,8 +172,15 @@ async def instantiate_step(state: AgentState, runtime: Runtime[AgentContext]) ->
     if template is None:  # retrieve guarantees this; a store edited mid-run is the exception
         raise LookupError(f"template {step.template_id} vanished from the store")
     attempts = state.get("attempts", 0) + 1
-    emit({"type": "step_started", "step": index, "template_id": step.template_id,
-          "goal": step.goal, "attempt": attempts})
+    emit(
+        {
+            "type": "step_started",
+            "step": index,
+            "template_id": step.template_id,
+            "goal": step.goal,
+            "attempt": attempts,
+        }
+    )
     reply = await generate_structured(
         ctx.solver,
         prompts.step_messages(
@@ -173,8 +192,9 @@ async def instantiate_step(state: AgentState, runtime: Runtime[AgentContext]) ->
         retries=ctx.settings.max_json_retries,
         on_text=lambda _, delta: emit({"type": "step_text", "step": index, "delta": delta}),
     )
-    record = StepRecord(index=index, template_id=step.template_id, goal=step.goal,
-                        attempts=attempts)
+    record = StepRecord(
+        index=index, template_id=step.template_id, goal=step.goal, attempts=attempts
+    )
     if reply.value is None:
         record.check = "failed"
         record.check_detail = "no valid step result: " + "; ".join(reply.errors)[:300]
@@ -212,8 +232,15 @@ async def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
         else:
             record.value = value.latex
             record.check, record.check_detail = await _compare(ctx, record, value.latex)
-    emit({"type": "check", "step": record.index, "status": record.check,
-          "detail": record.check_detail, "value": record.value})
+    emit(
+        {
+            "type": "check",
+            "step": record.index,
+            "status": record.check,
+            "detail": record.check_detail,
+            "value": record.value,
+        }
+    )
     return _decide(state, ctx, record)
 
 
@@ -235,8 +262,12 @@ def _decide(state: AgentState, ctx: AgentContext, record: StepRecord) -> dict[st
     failures = list(state.get("failures") or [])
     ok = record.check in ("verified", "unchecked")
     if not ok and state.get("attempts", 1) <= settings.max_step_retries:
-        return {"decision": "retry", "feedback": record.check_detail, "pending": record.model_dump(),
-                "failures": failures}
+        return {
+            "decision": "retry",
+            "feedback": record.check_detail,
+            "pending": record.model_dump(),
+            "failures": failures,
+        }
     if not ok and len(state.get("revisions") or []) < settings.max_revisions:
         return {"decision": "revise", "pending": record.model_dump(), "failures": failures}
     if not ok:
@@ -250,8 +281,15 @@ def _decide(state: AgentState, ctx: AgentContext, record: StepRecord) -> dict[st
     elif generated_tokens(state) >= settings.max_total_tokens:
         failures.append(f"token budget of {settings.max_total_tokens} reached after step {index}")
         decision = "answer"
-    return {"decision": decision, "steps": steps, "step_index": index, "pending": None,
-            "feedback": None, "attempts": 0, "failures": failures}
+    return {
+        "decision": decision,
+        "steps": steps,
+        "step_index": index,
+        "pending": None,
+        "feedback": None,
+        "attempts": 0,
+        "failures": failures,
+    }
 
 
 @timed("revise")
@@ -266,8 +304,14 @@ async def revise(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     room = max(1, ctx.settings.max_steps - index)
     reply = await generate_structured(
         ctx.navigator,
-        prompts.revise_messages(state["problem"], _templates(ctx, ids), _records(state), failed,
-                                current.steps[index + 1 :], room),
+        prompts.revise_messages(
+            state["problem"],
+            _templates(ctx, ids),
+            _records(state),
+            failed,
+            current.steps[index + 1 :],
+            room,
+        ),
         Plan,
         schema=plan_schema(ids, room),
         max_tokens=ctx.settings.plan_tokens,
@@ -279,29 +323,65 @@ async def revise(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     update: dict[str, Any] = {"usage": _with_usage(state, "navigator", reply.usage)}
     if reply.value is None:
         # No usable revision: keep the failed step and go on with the old plan.
-        failures = [*state.get("failures", []),
-                    f"revision after step {index + 1} failed: {'; '.join(reply.errors)[:300]}"]
-        revisions.append(Revision(after_step=index, reason=failed.check_detail,
-                                  old_steps=current.steps[index:], new_steps=current.steps[index:])
-                         .model_dump())
+        failures = [
+            *state.get("failures", []),
+            f"revision after step {index + 1} failed: {'; '.join(reply.errors)[:300]}",
+        ]
+        revisions.append(
+            Revision(
+                after_step=index,
+                reason=failed.check_detail,
+                old_steps=current.steps[index:],
+                new_steps=current.steps[index:],
+            ).model_dump()
+        )
         emit({"type": "revision", "after_step": index, "failed": True})
-        return {**update, "revisions": revisions, "failures": failures,
-                **_advance(state, failed, len(current.steps))}
+        return {
+            **update,
+            "revisions": revisions,
+            "failures": failures,
+            **_advance(state, failed, len(current.steps)),
+        }
     new_steps = reply.value.steps[:room]
-    revisions.append(Revision(after_step=index, reason=failed.check_detail,
-                              old_steps=current.steps[index:], new_steps=new_steps).model_dump())
-    emit({"type": "revision", "after_step": index, "failed": False,
-          "new_steps": [s.model_dump() for s in new_steps]})
+    revisions.append(
+        Revision(
+            after_step=index,
+            reason=failed.check_detail,
+            old_steps=current.steps[index:],
+            new_steps=new_steps,
+        ).model_dump()
+    )
+    emit(
+        {
+            "type": "revision",
+            "after_step": index,
+            "failed": False,
+            "new_steps": [s.model_dump() for s in new_steps],
+        }
+    )
     revised = Plan(analysis=current.analysis, steps=[*current.steps[:index], *new_steps])
-    return {**update, "plan": revised.model_dump(), "revisions": revisions, "candidate_ids": ids,
-            "pending": None, "feedback": None, "attempts": 0, "decision": "revised"}
+    return {
+        **update,
+        "plan": revised.model_dump(),
+        "revisions": revisions,
+        "candidate_ids": ids,
+        "pending": None,
+        "feedback": None,
+        "attempts": 0,
+        "decision": "revised",
+    }
 
 
 def _advance(state: AgentState, record: StepRecord, total: int) -> dict[str, Any]:
     index = record.index + 1
-    return {"steps": [*state.get("steps", []), record.model_dump()], "step_index": index,
-            "pending": None, "feedback": None, "attempts": 0,
-            "decision": "answer" if index >= total else "next"}
+    return {
+        "steps": [*state.get("steps", []), record.model_dump()],
+        "step_index": index,
+        "pending": None,
+        "feedback": None,
+        "attempts": 0,
+        "decision": "answer" if index >= total else "next",
+    }
 
 
 @timed("answer")
@@ -329,11 +409,23 @@ async def answer(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     correct = None
     if final is not None and state.get("expected"):
         correct = await _equivalent(ctx, final, state["expected"] or "")
-    emit({"type": "answer", "answer": final, "verified": verified,
-          "verification": verification, "correct": correct})
-    return {"answer": final, "verified": verified, "verification": verification,
-            "correct": correct, "failures": failures,
-            "usage": _with_usage(state, "solver", reply.usage)}
+    emit(
+        {
+            "type": "answer",
+            "answer": final,
+            "verified": verified,
+            "verification": verification,
+            "correct": correct,
+        }
+    )
+    return {
+        "answer": final,
+        "verified": verified,
+        "verification": verification,
+        "correct": correct,
+        "failures": failures,
+        "usage": _with_usage(state, "solver", reply.usage),
+    }
 
 
 async def _equivalent(ctx: AgentContext, candidate: str, reference: str) -> bool:
@@ -343,14 +435,15 @@ async def _equivalent(ctx: AgentContext, candidate: str, reference: str) -> bool
         return False
 
 
-async def _verify(ctx: AgentContext, final: str | None, records: list[StepRecord]
-                  ) -> tuple[bool, str]:
+async def _verify(
+    ctx: AgentContext, final: str | None, records: list[StepRecord]
+) -> tuple[bool, str]:
     if final is None:
         return False, "no answer"
     for record in reversed(records):
-        if record.check == "verified" and record.value is not None:
-            if await _equivalent(ctx, final, record.value):
-                return True, f"equals the computed value of step {record.index + 1}"
+        verified_value = record.check == "verified" and record.value is not None
+        if verified_value and await _equivalent(ctx, final, record.value or ""):
+            return True, f"equals the computed value of step {record.index + 1}"
     if not any(r.value for r in records):
         return False, "no step computed a value to check the answer against"
     return False, "does not match any computed step value"

@@ -28,9 +28,7 @@ _SOLVER_SYSTEM = (
 
 
 def _candidate_lines(candidates: Sequence[ThoughtTemplate]) -> str:
-    return "\n".join(
-        f"- {t.id}: {t.name}. Use when: {t.applies_when[0]}" for t in candidates
-    )
+    return "\n".join(f"- {t.id}: {t.name}. Use when: {t.applies_when[0]}" for t in candidates)
 
 
 def _done_lines(records: Sequence[StepRecord]) -> str:

@@ -79,11 +79,7 @@ class FluxAgent:
 
     async def get_result(self, run_id: str) -> SolveResult:
         """The recorded result of a run (status `interrupted` if it did not finish)."""
-        async with self._graph() as graph:
-            snapshot = await graph.aget_state(_config(run_id))
-            if not snapshot.values:
-                raise RunNotFound(run_id)
-            return result_from_state(run_id, snapshot.values, finished=not snapshot.next)
+        return await load_run(self.runs_path, run_id)
 
     async def _run(self, run_id: str, start: AgentState | None) -> AsyncIterator[Event]:
         config = _config(run_id)
@@ -106,6 +102,17 @@ class FluxAgent:
         result = result_from_state(run_id, snapshot.values, finished=not snapshot.next)
         result.timings["total"] = round(time.perf_counter() - began, 4)
         yield {"type": "result", "result": result}
+
+
+async def load_run(runs_path: Path, run_id: str) -> SolveResult:
+    """Read a run back from the run store without any backend or template store."""
+    if not Path(runs_path).exists():
+        raise RunNotFound(run_id)
+    async with AsyncSqliteSaver.from_conn_string(str(runs_path)) as saver:
+        snapshot = await build_graph(checkpointer=saver).aget_state(_config(run_id))
+    if not snapshot.values:
+        raise RunNotFound(run_id)
+    return result_from_state(run_id, snapshot.values, finished=not snapshot.next)
 
 
 def _config(run_id: str) -> dict[str, Any]:

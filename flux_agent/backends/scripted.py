@@ -61,7 +61,7 @@ class ScriptedBackend:
             for key, reply in self.script.items():
                 if key in last_user:
                     return reply
-            raise BackendError(f"scripted backend: no reply scripted for prompt {last_user[:200]!r}")
+            raise BackendError(f"scripted backend: no reply for prompt {last_user[:200]!r}")
         if self._position >= len(self.script):
             raise BackendError(f"scripted backend: script exhausted after {self._position} replies")
         reply = self.script[self._position]

@@ -85,9 +85,7 @@ def parse_template_file(path: Path) -> tuple[ThoughtTemplate | None, list[Librar
         ]
 
 
-def check_example(
-    template: ThoughtTemplate, sandbox: Sandbox | None = None
-) -> tuple[bool, str]:
+def check_example(template: ThoughtTemplate, sandbox: Sandbox | None = None) -> tuple[bool, str]:
     """Evaluate `check` safely and compare it with the example's answer.
 
     Returns (passed, explanation); explanation names the evaluated value.
@@ -152,7 +150,9 @@ def _placement_issues(template: ThoughtTemplate, path: Path, root: Path) -> Iter
         yield LibraryIssue(path, "id", f"file name must be {template.id.rsplit('.', 1)[-1]}.yaml")
 
 
-def load_library(folder: Path | None = None, *, check_examples: bool = False) -> list[ThoughtTemplate]:
+def load_library(
+    folder: Path | None = None, *, check_examples: bool = False
+) -> list[ThoughtTemplate]:
     """The templates below `folder` (default: the shipped library).
 
     Raises:

@@ -174,10 +174,10 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
 
 
 def _power(base: Any, exponent: Any) -> Any:
-    if getattr(exponent, "is_number", False) and exponent.is_real:
-        if abs(exponent) > MAX_INTEGER_EXPONENT and getattr(base, "is_number", False):
-            if abs(base) != 1 and base != 0:
-                raise ExpressionError(f"exponent above {MAX_INTEGER_EXPONENT}")
+    numeric = getattr(exponent, "is_number", False) and getattr(base, "is_number", False)
+    trivial_base = numeric and (base == 0 or abs(base) == 1)
+    if numeric and exponent.is_real and abs(exponent) > MAX_INTEGER_EXPONENT and not trivial_base:
+        raise ExpressionError(f"exponent above {MAX_INTEGER_EXPONENT}")
     return sympy.Pow(base, exponent)
 
 
