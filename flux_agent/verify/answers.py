@@ -51,6 +51,9 @@ def extract_answer(text: str) -> str | None:
         candidate = candidate.rstrip(". ")
         if candidate:
             return normalise_answer(candidate)
+    formula = re.fullmatch(r"\$+([^$]+)\$+", text.strip())
+    if formula:
+        return normalise_answer(formula.group(1))
     numbers = _NUMBER.findall(text)
     if numbers:
         return normalise_answer(numbers[-1])

@@ -75,7 +75,9 @@ async def test_happy_path_plans_checks_and_verifies(tmp_path, keyword_store, san
     assert "Compute the sum of the roots as -b/a" in solver.calls[0].messages[-1]["content"]
 
 
-async def test_invalid_plan_json_is_retried_with_the_error_fed_back(tmp_path, keyword_store, sandbox):
+async def test_invalid_plan_json_is_retried_with_the_error_fed_back(
+    tmp_path, keyword_store, sandbox
+):
     navigator = ScriptedBackend(
         ['{"analysis": "x", "steps": [', plan_json((VIETA, "Find the sum of the roots."))]
     )
@@ -138,9 +140,7 @@ async def test_too_many_steps_break_the_budget_and_are_retried(tmp_path, keyword
 
 async def test_mismatched_step_is_retried_with_feedback(tmp_path, keyword_store, sandbox):
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum of the roots."))])
-    solver = ScriptedBackend(
-        [step_json("6", "-(-5)"), step_json("5", "-(-5)"), answer_json("5")]
-    )
+    solver = ScriptedBackend([step_json("6", "-(-5)"), step_json("5", "-(-5)"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
 
     result = await agent.solve(PROBLEM)
@@ -223,8 +223,9 @@ async def test_hostile_expression_is_rejected_not_run(tmp_path, keyword_store, s
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
     hostile = f"__import__('os').system('touch {marker}')"
     solver = ScriptedBackend([step_json("5", hostile), answer_json("5")])
-    agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver, max_step_retries=0,
-                       max_revisions=0)
+    agent = make_agent(
+        tmp_path, keyword_store, sandbox, navigator, solver, max_step_retries=0, max_revisions=0
+    )
 
     result = await agent.solve(PROBLEM)
 

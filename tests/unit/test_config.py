@@ -1,0 +1,61 @@
+"""Backend specs and settings validation."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from flux_agent.config import AgentSettings, BackendSettings, Settings
+
+
+def test_embedded_is_the_default():
+    spec = BackendSettings.from_spec("embedded")
+    assert spec.kind == "llama_cpp" and spec.model is None
+    assert Settings().navigator == spec
+
+
+def test_http_spec_with_options(monkeypatch):
+    monkeypatch.setenv("FLUX_LLM_API_KEY", "k")
+    spec = BackendSettings.from_spec(
+        "http://127.0.0.1:8000/v1/?model=qwen&structured_output=llama_cpp"
+    )
+    assert spec.kind == "openai"
+    assert spec.base_url == "http://127.0.0.1:8000/v1"
+    assert spec.model == "qwen" and spec.structured_output == "llama_cpp"
+    assert spec.api_key == "k"
+
+
+def test_gguf_and_vllm_specs():
+    assert BackendSettings.from_spec("/models/q.gguf").model == "/models/q.gguf"
+    spec = BackendSettings.from_spec("vllm:Qwen/Qwen2.5-7B-Instruct")
+    assert spec.kind == "vllm" and spec.model == "Qwen/Qwen2.5-7B-Instruct"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "empty"),
+        ("ftp://x", "cannot read backend spec"),
+        ("http://h/v1?modle=x", "unknown option"),
+        ("http://h/v1?structured_output=xml", "structured_output"),
+    ],
+)
+def test_bad_specs_say_what_is_wrong(spec, message):
+    with pytest.raises(ValueError, match=message):
+        BackendSettings.from_spec(spec)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValidationError):
+        AgentSettings(max_steps=0)
+    with pytest.raises(ValidationError):
+        BackendSettings(kind="openai")
+    with pytest.raises(ValidationError):
+        Settings(surprise=1)
+
+
+def test_data_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLUX_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.runs_path == tmp_path / "runs.sqlite"
+    assert settings.chroma_path == tmp_path / "chroma"
