@@ -1,4 +1,4 @@
-"""The restricted expression parser: what it accepts, what it refuses, and that it never runs code."""
+"""The restricted expression parser: what it accepts, what it refuses; it never runs code."""
 
 from __future__ import annotations
 
