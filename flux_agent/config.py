@@ -127,7 +127,7 @@ class AgentSettings(_Settings):
     max_steps: int = Field(default=3, ge=1, le=12, description="Steps in a plan, at most.")
     max_revisions: int = Field(default=1, ge=0, le=10)
     max_step_retries: int = Field(default=1, ge=0, le=5)
-    max_json_retries: int = Field(default=2, ge=0, le=5)
+    max_json_retries: int = Field(default=1, ge=0, le=5)
     max_total_tokens: int = Field(default=6000, ge=256, description="Generated tokens, all roles.")
     candidates: int = Field(
         default=6, ge=1, le=20, description="Templates offered to the navigator."

@@ -33,6 +33,7 @@ from flux_agent.agent.structured import generate_structured
 from flux_agent.backends.base import Usage
 from flux_agent.templates.model import ThoughtTemplate
 from flux_agent.verify.answers import extract_answer, normalise_answer
+from flux_agent.verify.expressions import CONSTANTS, FUNCTIONS
 from flux_agent.verify.sandbox import SandboxError, SandboxTimeout
 
 Node = Callable[[AgentState, Runtime[AgentContext]], Awaitable[dict[str, Any]]]
@@ -217,12 +218,20 @@ def _looks_like_maths(text: str) -> bool:
     return bool(text.strip()) and not _PROSE.search(re.sub(r"\\[A-Za-z]+", "", text))
 
 
+def _is_formula(expression: str) -> bool:
+    """False when the 'expression' is a sentence: two or more words that are not known
+    functions or constants. A misspelt formula still counts as one (and fails to parse)."""
+    words = re.findall(r"[A-Za-z_]{3,}", expression)
+    unknown = [w for w in words if w not in FUNCTIONS and w not in CONSTANTS]
+    return len(unknown) < 2
+
+
 @timed("check")
 async def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Evaluate the step's expression exactly and decide what happens next."""
     ctx, emit = runtime.context, runtime.stream_writer
     record = StepRecord.model_validate(state["pending"])
-    if record.check != "failed" and record.expression:
+    if record.check != "failed" and record.expression and _is_formula(record.expression):
         try:
             value = await asyncio.to_thread(
                 ctx.sandbox.evaluate, record.expression, ctx.settings.check_timeout_s
@@ -232,6 +241,9 @@ async def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
         else:
             record.value = value.latex
             record.check, record.check_detail = await _compare(ctx, record, value.latex)
+    elif record.check != "failed" and record.expression:
+        # Prose where a formula belongs: nothing to compute, so nothing to retry for.
+        record.check_detail = "the expression was prose, not a formula; not checked"
     emit(
         {
             "type": "check",

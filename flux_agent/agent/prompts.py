@@ -68,7 +68,8 @@ def step_messages(
         f"Results so far:\n{_done_lines(done)}\n\n"
         f"Technique to use:\n{template.render()}\n\n"
         f"Your step's goal: {goal}\n\n"
-        "Work the step out briefly in 'reasoning', put what you found in 'result', and, "
+        "Work the step out in 'reasoning' in at most three short sentences, put what you "
+        "found in 'result' (a value or a short fact), and, "
         "if the result can be computed, a sympy expression for it in 'expression' "
         "(for example solve(x**2 - 5*x + 6, x) or binomial(8, 3)); otherwise leave it empty."
     )

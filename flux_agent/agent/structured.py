@@ -99,10 +99,11 @@ async def generate_structured(
         reply.usage = reply.usage + completion.usage
         reply.raw = completion.text
         try:
-            value = model.model_validate_json(_json_text(completion.text))
+            # strict=False: llama.cpp grammars let raw newlines into strings; they are harmless.
+            value = model.model_validate(json.loads(_json_text(completion.text), strict=False))
             if validate is not None:
                 validate(value)
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, ValueError) as exc:  # JSONDecodeError is a ValueError
             error = _describe(exc)
             if completion.finish_reason == "length":
                 error += " (the reply was cut off at the token limit; be shorter)"

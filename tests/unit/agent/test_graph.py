@@ -218,19 +218,23 @@ async def test_token_budget_ends_the_trajectory_early(tmp_path, keyword_store, s
     assert result.answer == "5"
 
 
-async def test_hostile_expression_is_rejected_not_run(tmp_path, keyword_store, sandbox):
+@pytest.mark.parametrize(
+    "attack", ["__import__('os').system('touch {marker}')", "__import__('os')"]
+)
+async def test_hostile_expression_is_never_run(tmp_path, keyword_store, sandbox, attack):
     marker = tmp_path / "pwned"
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
-    hostile = f"__import__('os').system('touch {marker}')"
-    solver = ScriptedBackend([step_json("5", hostile), answer_json("5")])
+    solver = ScriptedBackend([step_json("5", attack.format(marker=marker)), answer_json("5")])
     agent = make_agent(
         tmp_path, keyword_store, sandbox, navigator, solver, max_step_retries=0, max_revisions=0
     )
 
     result = await agent.solve(PROBLEM)
 
-    assert result.steps[0].check == "error"
-    assert "not allowed" in result.steps[0].check_detail
+    step = result.steps[0]
+    assert step.check in ("error", "unchecked") and step.value is None
+    if step.check == "error":
+        assert "not allowed" in step.check_detail
     assert not marker.exists()
 
 
@@ -282,3 +286,31 @@ async def test_unknown_run_and_empty_problem_are_clear_errors(tmp_path, keyword_
         await agent.solve("   ")
     with pytest.raises(RunNotFound):
         await agent.resume_result("nope")
+
+
+async def test_prose_in_the_expression_field_is_not_checked_or_retried(
+    tmp_path, keyword_store, sandbox
+):
+    navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
+    prose = step_json("5", "the sum of the roots is five")
+    solver = ScriptedBackend([prose, answer_json("5")])
+    agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
+
+    result = await agent.solve(PROBLEM)
+
+    assert result.steps[0].check == "unchecked" and result.steps[0].attempts == 1
+    assert "prose" in result.steps[0].check_detail
+    assert not result.verified
+
+
+async def test_raw_newlines_inside_json_strings_are_accepted(tmp_path, keyword_store, sandbox):
+    navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
+    solver = ScriptedBackend(
+        ['{"reasoning": "line one\nline two", "result": "5", "expression": "5"}', answer_json("5")]
+    )
+    agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
+
+    result = await agent.solve(PROBLEM)
+
+    assert result.steps[0].reasoning == "line one\nline two"
+    assert len(solver.calls) == 2
