@@ -13,19 +13,19 @@ per run, steps per plan and generated tokens.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from langgraph.graph import END, START, StateGraph
 
 from flux_agent.agent import nodes
 from flux_agent.agent.state import AgentContext, AgentState
 
-PLAN = "plan"
-RETRIEVE = "retrieve"
-INSTANTIATE = "instantiate"
-CHECK = "check"
-REVISE = "revise"
-ANSWER = "answer"
+PLAN: Final = "plan"
+RETRIEVE: Final = "retrieve"
+INSTANTIATE: Final = "instantiate"
+CHECK: Final = "check"
+REVISE: Final = "revise"
+ANSWER: Final = "answer"
 
 
 def route_after_check(state: AgentState) -> Literal["instantiate", "revise", "answer"]:

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.runtime import Runtime
 
@@ -36,7 +36,13 @@ from flux_agent.verify.answers import extract_answer, normalise_answer
 from flux_agent.verify.expressions import CONSTANTS, FUNCTIONS
 from flux_agent.verify.sandbox import SandboxError, SandboxTimeout
 
-Node = Callable[[AgentState, Runtime[AgentContext]], Awaitable[dict[str, Any]]]
+
+class Node(Protocol):
+    """A node as LangGraph calls it: the state, and the runtime by keyword."""
+
+    def __call__(
+        self, state: AgentState, *, runtime: Runtime[AgentContext]
+    ) -> Awaitable[dict[str, Any]]: ...
 
 
 def timed(name: str) -> Callable[[Node], Node]:
@@ -46,7 +52,7 @@ def timed(name: str) -> Callable[[Node], Node]:
         @wraps(node)
         async def run(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             start = time.perf_counter()
-            update = await node(state, runtime)
+            update = await node(state, runtime=runtime)
             timings = dict(update.get("timings") or state.get("timings") or {})
             timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 4)
             return {**update, "timings": timings}

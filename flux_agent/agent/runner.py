@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -147,7 +147,9 @@ def result_from_state(run_id: str, state: dict[str, Any], *, finished: bool) -> 
     """Turn a (final or partial) graph state into a `SolveResult`."""
     usage = {role: RoleUsage(**value) for role, value in (state.get("usage") or {}).items()}
     answer = state.get("answer")
-    status = "interrupted" if not finished else ("answered" if answer else "failed")
+    status: Literal["answered", "failed", "interrupted"] = (
+        "interrupted" if not finished else ("answered" if answer else "failed")
+    )
     return SolveResult(
         run_id=run_id,
         problem=state.get("problem", ""),

@@ -11,11 +11,11 @@ import hashlib
 import json
 import re
 from datetime import date
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 DOMAINS = (
     "prealgebra",

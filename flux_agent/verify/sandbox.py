@@ -20,6 +20,7 @@ import select
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ def _as_math(text: str) -> str:
     return f"${text}$"
 
 
-_JOBS = {"evaluate": _evaluate, "equivalent": _equivalent}
+_JOBS: dict[str, Callable[..., Any]] = {"evaluate": _evaluate, "equivalent": _equivalent}
 
 
 def serve() -> None:  # pragma: no cover - runs in the worker process

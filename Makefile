@@ -1,0 +1,39 @@
+# flux-agent: the two commands a newcomer needs are `make demo` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+FLUX := $(VENV)/bin/flux
+PROBLEM ?= What is the sum of the roots of x^2 - 5x + 6 = 0?
+
+.PHONY: setup demo test test-unit lint bench clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned to the local CPU build through the `cpu` extra; llama-cpp-python
+# compiles from source the first time (about 8 minutes on 2 cores; pip caches the wheel).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --progress-bar off -e '.[cpu,dev]'
+	touch $@
+
+demo: setup
+	$(FLUX) library build
+	$(FLUX) solve "$(PROBLEM)"
+
+test: setup
+	$(PY) -m pytest
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check flux_agent tests
+	$(VENV)/bin/ruff format --check flux_agent tests
+	$(VENV)/bin/mypy flux_agent
+
+bench: setup
+	$(PY) benchmarks/orchestration_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
