@@ -121,6 +121,17 @@ class StoreSettings(_Settings):
     )
 
 
+def default_store_settings() -> StoreSettings:
+    """Chroma on disk, or the Chroma server named by `$FLUX_CHROMA_URL` (http://host:port)."""
+    url = os.environ.get("FLUX_CHROMA_URL")
+    if not url:
+        return StoreSettings()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"FLUX_CHROMA_URL must look like http://host:port, got {url!r}")
+    return StoreSettings(kind="http", host=parts.hostname, port=parts.port or 8000)
+
+
 class AgentSettings(_Settings):
     """Budgets and sizes for one solve."""
 
@@ -144,7 +155,7 @@ class Settings(_Settings):
 
     navigator: BackendSettings = Field(default_factory=BackendSettings)
     solver: BackendSettings = Field(default_factory=BackendSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
+    store: StoreSettings = Field(default_factory=default_store_settings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     data_dir: Path = Field(default_factory=default_data_dir)
     library_path: Path | None = Field(default=None, description="None = the shipped library.")

@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 
 from langgraph.graph import END, START, StateGraph
 
-from flux_agent.agent import nodes
+from flux_agent.agent import check, nodes
 from flux_agent.agent.state import AgentContext, AgentState
 
 PLAN: Final = "plan"
@@ -51,7 +51,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     graph.add_node(PLAN, nodes.plan)
     graph.add_node(RETRIEVE, nodes.retrieve)
     graph.add_node(INSTANTIATE, nodes.instantiate_step)
-    graph.add_node(CHECK, nodes.check)
+    graph.add_node(CHECK, check.check)
     graph.add_node(REVISE, nodes.revise)
     graph.add_node(ANSWER, nodes.answer)
     graph.add_edge(START, PLAN)

@@ -1,4 +1,4 @@
-"""The agent's node functions: plan, retrieve, instantiate, check, revise, answer.
+"""The agent's node functions: plan, retrieve, instantiate, revise, answer (check is in check.py).
 
 Each node takes the state and LangGraph's runtime (whose `context` is an
 `AgentContext`), and returns only the keys it changes. Nodes report progress
@@ -9,7 +9,6 @@ the CLI and the API turn into a live view.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -28,12 +27,11 @@ from flux_agent.agent.models import (
     StepResult,
     plan_schema,
 )
-from flux_agent.agent.state import AgentContext, AgentState, Decision
+from flux_agent.agent.state import AgentContext, AgentState
 from flux_agent.agent.structured import generate_structured
 from flux_agent.backends.base import Usage
 from flux_agent.templates.model import ThoughtTemplate
 from flux_agent.verify.answers import extract_answer, normalise_answer
-from flux_agent.verify.expressions import CONSTANTS, FUNCTIONS
 from flux_agent.verify.sandbox import SandboxError, SandboxTimeout
 
 
@@ -78,7 +76,7 @@ def _templates(ctx: AgentContext, ids: list[str]) -> list[ThoughtTemplate]:
     return [template for template in found if template is not None]
 
 
-def _records(state: AgentState) -> list[StepRecord]:
+def step_records(state: AgentState) -> list[StepRecord]:
     return [StepRecord.model_validate(step) for step in state.get("steps") or []]
 
 
@@ -191,7 +189,7 @@ async def instantiate_step(state: AgentState, runtime: Runtime[AgentContext]) ->
     reply = await generate_structured(
         ctx.solver,
         prompts.step_messages(
-            state["problem"], template, step.goal, _records(state), state.get("feedback")
+            state["problem"], template, step.goal, step_records(state), state.get("feedback")
         ),
         StepResult,
         max_tokens=ctx.settings.step_tokens,
@@ -216,100 +214,6 @@ async def instantiate_step(state: AgentState, runtime: Runtime[AgentContext]) ->
     }
 
 
-_PROSE = re.compile(r"(?<!\\)\b[A-Za-z]{3,}\b")
-
-
-def _looks_like_maths(text: str) -> bool:
-    """True for '2, 3' or '\\frac{3}{4}', false for 'the roots are 2 and 3'."""
-    return bool(text.strip()) and not _PROSE.search(re.sub(r"\\[A-Za-z]+", "", text))
-
-
-def _is_formula(expression: str) -> bool:
-    """False when the 'expression' is a sentence: two or more words that are not known
-    functions or constants. A misspelt formula still counts as one (and fails to parse)."""
-    words = re.findall(r"[A-Za-z_]{3,}", expression)
-    unknown = [w for w in words if w not in FUNCTIONS and w not in CONSTANTS]
-    return len(unknown) < 2
-
-
-@timed("check")
-async def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Evaluate the step's expression exactly and decide what happens next."""
-    ctx, emit = runtime.context, runtime.stream_writer
-    record = StepRecord.model_validate(state["pending"])
-    if record.check != "failed" and record.expression and _is_formula(record.expression):
-        try:
-            value = await asyncio.to_thread(
-                ctx.sandbox.evaluate, record.expression, ctx.settings.check_timeout_s
-            )
-        except (SandboxError, SandboxTimeout) as exc:
-            record.check, record.check_detail = "error", f"expression did not evaluate: {exc}"
-        else:
-            record.value = value.latex
-            record.check, record.check_detail = await _compare(ctx, record, value.latex)
-    elif record.check != "failed" and record.expression:
-        # Prose where a formula belongs: nothing to compute, so nothing to retry for.
-        record.check_detail = "the expression was prose, not a formula; not checked"
-    emit(
-        {
-            "type": "check",
-            "step": record.index,
-            "status": record.check,
-            "detail": record.check_detail,
-            "value": record.value,
-        }
-    )
-    return _decide(state, ctx, record)
-
-
-async def _compare(ctx: AgentContext, record: StepRecord, value: str) -> tuple[Any, str]:
-    stated = extract_answer(record.result) if _looks_like_maths(record.result) else None
-    if stated is None:
-        return "verified", f"computed {value}"
-    try:
-        same = await asyncio.to_thread(ctx.sandbox.equivalent, stated, value)
-    except (SandboxError, SandboxTimeout) as exc:
-        return "verified", f"computed {value} (could not compare with the stated {stated}: {exc})"
-    if same:
-        return "verified", f"stated {stated} equals computed {value}"
-    return "mismatch", f"stated result {stated} but the expression evaluates to {value}"
-
-
-def _decide(state: AgentState, ctx: AgentContext, record: StepRecord) -> dict[str, Any]:
-    settings = ctx.settings
-    failures = list(state.get("failures") or [])
-    ok = record.check in ("verified", "unchecked")
-    if not ok and state.get("attempts", 1) <= settings.max_step_retries:
-        return {
-            "decision": "retry",
-            "feedback": record.check_detail,
-            "pending": record.model_dump(),
-            "failures": failures,
-        }
-    if not ok and len(state.get("revisions") or []) < settings.max_revisions:
-        return {"decision": "revise", "pending": record.model_dump(), "failures": failures}
-    if not ok:
-        failures.append(f"step {record.index + 1} kept failing: {record.check_detail}")
-    steps = [*state.get("steps", []), record.model_dump()]
-    index = record.index + 1
-    total = len(Plan.model_validate(state["plan"]).steps)
-    decision: Decision = "next"
-    if index >= total:
-        decision = "answer"
-    elif generated_tokens(state) >= settings.max_total_tokens:
-        failures.append(f"token budget of {settings.max_total_tokens} reached after step {index}")
-        decision = "answer"
-    return {
-        "decision": decision,
-        "steps": steps,
-        "step_index": index,
-        "pending": None,
-        "feedback": None,
-        "attempts": 0,
-        "failures": failures,
-    }
-
-
 @timed("revise")
 async def revise(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the navigator to rewrite the trajectory from the failed step on."""
@@ -325,7 +229,7 @@ async def revise(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
         prompts.revise_messages(
             state["problem"],
             _templates(ctx, ids),
-            _records(state),
+            step_records(state),
             failed,
             current.steps[index + 1 :],
             room,
@@ -406,10 +310,10 @@ def _advance(state: AgentState, record: StepRecord, total: int) -> dict[str, Any
 async def answer(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Get the final answer, then verify it against the exactly computed step values."""
     ctx, emit = runtime.context, runtime.stream_writer
-    records = _records(state)
+    done = step_records(state)
     reply = await generate_structured(
         ctx.solver,
-        prompts.answer_messages(state["problem"], records),
+        prompts.answer_messages(state["problem"], done),
         FinalAnswer,
         max_tokens=ctx.settings.answer_tokens,
         temperature=ctx.settings.temperature,
@@ -421,9 +325,9 @@ async def answer(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
         final = extract_answer(reply.value.answer) or normalise_answer(reply.value.answer)
     else:
         failures.append(f"no valid final answer: {'; '.join(reply.errors)[:300]}")
-        last = next((r for r in reversed(records) if r.value or r.result), None)
+        last = next((r for r in reversed(done) if r.value or r.result), None)
         final = (last.value or extract_answer(last.result)) if last else None
-    verified, verification = await _verify(ctx, final, records)
+    verified, verification = await _verify(ctx, final, done)
     correct = None
     if final is not None and state.get("expected"):
         correct = await _equivalent(ctx, final, state["expected"] or "")

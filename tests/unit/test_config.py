@@ -59,3 +59,12 @@ def test_data_dir_from_environment(monkeypatch, tmp_path):
     settings = Settings()
     assert settings.runs_path == tmp_path / "runs.sqlite"
     assert settings.chroma_path == tmp_path / "chroma"
+
+
+def test_chroma_server_from_environment(monkeypatch):
+    monkeypatch.setenv("FLUX_CHROMA_URL", "http://chroma.internal:8123")
+    store = Settings().store
+    assert (store.kind, store.host, store.port) == ("http", "chroma.internal", 8123)
+    monkeypatch.setenv("FLUX_CHROMA_URL", "chroma.internal")
+    with pytest.raises(ValueError, match="FLUX_CHROMA_URL"):
+        Settings()
