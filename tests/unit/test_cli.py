@@ -1,0 +1,44 @@
+"""The `flux` command's cheap paths: validation output and argument errors (no model loaded)."""
+
+from __future__ import annotations
+
+import shutil
+
+from typer.testing import CliRunner
+
+from flux_agent.cli import CLIError, app
+from flux_agent.templates import default_library_path
+
+runner = CliRunner()
+
+
+def test_validate_passes_on_the_shipped_library():
+    result = runner.invoke(app, ["library", "validate"])
+    assert result.exit_code == 0, result.output
+    assert "templates valid" in result.output
+
+
+def test_validate_fails_on_a_broken_copy_naming_file_and_field(tmp_path):
+    library = tmp_path / "lib"
+    shutil.copytree(default_library_path(), library)
+    target = library / "algebra" / "vieta_sum_product.yaml"
+    target.write_text(target.read_text().replace('answer: "8"', 'answer: "9"'))
+    result = runner.invoke(app, ["library", "validate", str(library)])
+    assert result.exit_code == 1
+    assert "vieta_sum_product.yaml: check: evaluates to 8" in result.output.replace("\n", "")
+
+
+def test_bad_input_is_a_cli_error_not_a_traceback(tmp_path):
+    empty = runner.invoke(app, ["solve", "  ", "--data-dir", str(tmp_path)])
+    assert isinstance(empty.exception, CLIError) and "empty" in str(empty.exception)
+    spec = runner.invoke(app, ["solve", "2+2?", "--solver", "ftp://nowhere"])
+    assert isinstance(spec.exception, CLIError) and "backend spec" in str(spec.exception)
+    missing = runner.invoke(app, ["show", "nope", "--data-dir", str(tmp_path)])
+    assert isinstance(missing.exception, CLIError) and "no run with id" in str(missing.exception)
+
+
+def test_help_explains_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("solve", "resume", "show", "library"):
+        assert command in result.output
