@@ -320,6 +320,10 @@ class LiveView:
         self.out.print(f"[dim]{escape(event['delta'])}[/]", end="")
         self.streaming = True
 
+    def _on_step_result(self, event: dict[str, Any]) -> None:
+        formula = f"  [dim]= {escape(event['expression'])}[/]" if event["expression"] else ""
+        self.out.print(f"  result: {escape(event['result'])}{formula}")
+
     def _on_check(self, event: dict[str, Any]) -> None:
         marks = {"verified": "[green]✓ verified[/]", "unchecked": "[yellow]· unchecked[/]"}
         mark = marks.get(event["status"], f"[red]✗ {event['status']}[/]")

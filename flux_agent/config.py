@@ -144,9 +144,22 @@ class AgentSettings(_Settings):
         default=6, ge=1, le=20, description="Templates offered to the navigator."
     )
     plan_tokens: int = Field(default=320, ge=64)
-    step_tokens: int = Field(default=400, ge=64)
+    step_tokens: int = Field(default=320, ge=64, description="Free-text work per step.")
+    result_tokens: int = Field(default=96, ge=16, description="A step's JSON result.")
     answer_tokens: int = Field(default=96, ge=16)
+    worked_examples: bool = Field(
+        default=True,
+        description="Show each template's worked example to the solver. Very small models "
+        "copy the example's numbers instead of the problem's; turn it off for them.",
+    )
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    retry_temperature: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature for a retried step or a revision: a greedy retry "
+        "of the same prompt tends to repeat the same mistake.",
+    )
     check_timeout_s: float = Field(default=5.0, gt=0)
 
 

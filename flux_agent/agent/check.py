@@ -49,8 +49,16 @@ async def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
         except (SandboxError, SandboxTimeout) as exc:
             record.check, record.check_detail = "error", f"expression did not evaluate: {exc}"
         else:
-            record.value = value.latex
-            record.check, record.check_detail = await _compare(ctx, record, value.latex)
+            if value.text in ("True", "False"):
+                # '15 * 15 == 225' or '40 * 0.75 = 35' checks a claim; it is not a value.
+                record.check = "error"
+                record.check_detail = (
+                    f"the expression is a comparison (it is {value.text}); write the "
+                    "formula for the value itself"
+                )
+            else:
+                record.value = value.latex
+                record.check, record.check_detail = await _compare(ctx, record, value.latex)
     elif record.check != "failed" and record.expression:
         # Prose where a formula belongs: nothing to compute, so nothing to retry for.
         record.check_detail = "the expression was prose, not a formula; not checked"

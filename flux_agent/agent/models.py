@@ -8,9 +8,10 @@ models are records the agent writes itself.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flux_agent.backends.base import Usage
 
@@ -30,14 +31,17 @@ class Plan(BaseModel):
 
 
 class StepResult(BaseModel):
-    """The solver's work on one step."""
+    """The solver's report on a step it has just worked out in free text.
 
-    reasoning: str = Field(max_length=1500, description="The step's work, briefly.")
+    Reasoning stays free text (a separate call before this one): forcing a small
+    model to reason inside a JSON string costs accuracy and gets cut off.
+    """
+
     result: str = Field(max_length=200, description="What the step found (a value or a fact).")
     expression: str = Field(
         default="",
         max_length=200,
-        description="Optional sympy expression computing the result, e.g. solve(x**2-5*x+6, x).",
+        description="Optional sympy expression computing the result, e.g. binomial(8, 3).",
     )
 
 
@@ -45,6 +49,13 @@ class FinalAnswer(BaseModel):
     """The final answer, as short as possible."""
 
     answer: str = Field(min_length=1, max_length=120)
+
+    @field_validator("answer")
+    @classmethod
+    def _has_content(cls, value: str) -> str:
+        if not re.search(r"[A-Za-z0-9]", value):
+            raise ValueError("the answer must contain a number, letter or expression")
+        return value
 
 
 CheckStatus = Literal["verified", "mismatch", "error", "unchecked", "failed"]

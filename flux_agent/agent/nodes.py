@@ -29,7 +29,7 @@ from flux_agent.agent.models import (
 )
 from flux_agent.agent.state import AgentContext, AgentState
 from flux_agent.agent.structured import generate_structured
-from flux_agent.backends.base import Usage
+from flux_agent.backends.base import GenerationRequest, Usage
 from flux_agent.templates.model import ThoughtTemplate
 from flux_agent.verify.answers import extract_answer, normalise_answer
 from flux_agent.verify.sandbox import SandboxError, SandboxTimeout
@@ -74,6 +74,11 @@ def generated_tokens(state: AgentState) -> int:
 def _templates(ctx: AgentContext, ids: list[str]) -> list[ThoughtTemplate]:
     found = (ctx.store.get(template_id) for template_id in ids)
     return [template for template in found if template is not None]
+
+
+def _temperature(ctx: AgentContext, *, retry: bool) -> float:
+    settings = ctx.settings
+    return max(settings.temperature, settings.retry_temperature) if retry else settings.temperature
 
 
 def step_records(state: AgentState) -> list[StepRecord]:
@@ -186,31 +191,60 @@ async def instantiate_step(state: AgentState, runtime: Runtime[AgentContext]) ->
             "attempt": attempts,
         }
     )
-    reply = await generate_structured(
-        ctx.solver,
-        prompts.step_messages(
-            state["problem"], template, step.goal, step_records(state), state.get("feedback")
-        ),
-        StepResult,
-        max_tokens=ctx.settings.step_tokens,
-        temperature=ctx.settings.temperature,
-        retries=ctx.settings.max_json_retries,
+    temperature = _temperature(ctx, retry=attempts > 1)
+    messages = prompts.step_messages(
+        state["problem"],
+        template,
+        step.goal,
+        step_records(state),
+        state.get("feedback"),
+        with_example=ctx.settings.worked_examples,
+    )
+    # First the work, in free text, streamed; then its result and formula as JSON.
+    (work,) = await ctx.solver.generate(
+        [
+            GenerationRequest(
+                messages=tuple(messages),
+                max_tokens=ctx.settings.step_tokens,
+                temperature=temperature,
+            )
+        ],
         on_text=lambda _, delta: emit({"type": "step_text", "step": index, "delta": delta}),
     )
+    reasoning = work.text.strip()
+    reply = await generate_structured(
+        ctx.solver,
+        [*messages, {"role": "assistant", "content": reasoning}, prompts.step_result_message()],
+        StepResult,
+        max_tokens=ctx.settings.result_tokens,
+        temperature=temperature,
+        retries=ctx.settings.max_json_retries,
+    )
     record = StepRecord(
-        index=index, template_id=step.template_id, goal=step.goal, attempts=attempts
+        index=index,
+        template_id=step.template_id,
+        goal=step.goal,
+        reasoning=reasoning,
+        attempts=attempts,
     )
     if reply.value is None:
         record.check = "failed"
         record.check_detail = "no valid step result: " + "; ".join(reply.errors)[:300]
     else:
-        record.reasoning = reply.value.reasoning
         record.result = reply.value.result
         record.expression = reply.value.expression.strip()
+    emit(
+        {
+            "type": "step_result",
+            "step": index,
+            "result": record.result,
+            "expression": record.expression,
+        }
+    )
     return {
         "pending": record.model_dump(),
         "attempts": attempts,
-        "usage": _with_usage(state, "solver", reply.usage),
+        "usage": _with_usage(state, "solver", work.usage + reply.usage),
     }
 
 
@@ -237,7 +271,7 @@ async def revise(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
         Plan,
         schema=plan_schema(ids, room),
         max_tokens=ctx.settings.plan_tokens,
-        temperature=ctx.settings.temperature,
+        temperature=_temperature(ctx, retry=True),
         retries=ctx.settings.max_json_retries,
         validate=lambda p: _validate_plan(p, ids, room),
     )

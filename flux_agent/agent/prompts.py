@@ -13,7 +13,7 @@ from flux_agent.agent.models import PlanStep, StepRecord
 from flux_agent.backends.base import Message
 from flux_agent.templates.model import ThoughtTemplate
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 _NAVIGATOR_SYSTEM = (
     "You are a math navigator. You do not solve problems; you plan how to solve them "
@@ -23,12 +23,12 @@ _NAVIGATOR_SYSTEM = (
 
 _SOLVER_SYSTEM = (
     "You are a careful math solver. You carry out one step of a plan, following the "
-    "given technique exactly, and report the result. Reply with JSON only."
+    "given technique exactly, and report the result."
 )
 
 
 def _candidate_lines(candidates: Sequence[ThoughtTemplate]) -> str:
-    return "\n".join(f"- {t.id}: {t.name}. Use when: {t.applies_when[0]}" for t in candidates)
+    return "\n".join(f"- {t.id} ({t.name})" for t in candidates)
 
 
 def _done_lines(records: Sequence[StepRecord]) -> str:
@@ -46,10 +46,12 @@ def plan_messages(
 ) -> list[Message]:
     """Ask the navigator for a template trajectory."""
     user = (
-        f"Problem:\n{problem}\n\n"
         f"Templates you may use:\n{_candidate_lines(candidates)}\n\n"
-        f"Plan at most {max_steps} steps. For each step give the template_id and the goal "
-        "of the step in one sentence. Use as few steps as the problem needs. "
+        f"Problem:\n{problem}\n\n"
+        f"Plan at most {max_steps} steps; use as few as the problem needs (often one). For "
+        "each step give the template_id and its goal: what the step must find for this "
+        "problem, in your own words (for example 'Find the sum of the roots from the "
+        "coefficients'). "
         'Reply as JSON: {"analysis": "...", "steps": [{"template_id": "...", "goal": "..."}]}'
     )
     return [{"role": "system", "content": _NAVIGATOR_SYSTEM}, {"role": "user", "content": user}]
@@ -61,21 +63,38 @@ def step_messages(
     goal: str,
     done: Sequence[StepRecord],
     feedback: str | None = None,
+    with_example: bool = True,
 ) -> list[Message]:
-    """Ask the solver to carry out one step with its template."""
+    """Ask the solver to work one step out in free text (its result comes next, as JSON)."""
+    warning = (
+        "The worked example above is a different problem: do not reuse its numbers.\n\n"
+        if with_example
+        else ""
+    )
     user = (
-        f"Problem:\n{problem}\n\n"
+        f"Technique to use:\n{template.render(with_example=with_example)}\n\n"
+        f"{warning}"
+        f"Problem to solve:\n{problem}\n\n"
         f"Results so far:\n{_done_lines(done)}\n\n"
-        f"Technique to use:\n{template.render()}\n\n"
         f"Your step's goal: {goal}\n\n"
-        "Work the step out in 'reasoning' in at most three short sentences, put what you "
-        "found in 'result' (a value or a short fact), and, "
-        "if the result can be computed, a sympy expression for it in 'expression' "
-        "(for example solve(x**2 - 5*x + 6, x) or binomial(8, 3)); otherwise leave it empty."
+        "Apply the technique's steps to the problem to solve, with its own numbers. Work "
+        "only this step, briefly, and end with a line 'Result: ...'."
     )
     if feedback:
         user += f"\n\nYour previous attempt was rejected: {feedback}\nTry again."
     return [{"role": "system", "content": _SOLVER_SYSTEM}, {"role": "user", "content": user}]
+
+
+def step_result_message() -> Message:
+    """After the free-text step, ask for its result and a checkable formula as JSON."""
+    return {
+        "role": "user",
+        "content": "Now report that step as JSON. 'result': the value or short fact you "
+        "found. 'expression': a sympy formula built from the problem's own numbers that "
+        "computes the result (use ** for powers, Rational(a, b) for fractions, and "
+        "functions such as sqrt, binomial, factorial, gcd, solve), or an empty string if "
+        'nothing can be computed. Reply as JSON: {"result": "...", "expression": "..."}',
+    }
 
 
 def revise_messages(

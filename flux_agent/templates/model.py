@@ -137,7 +137,7 @@ class ThoughtTemplate(_Strict):
         lines.append("Pitfalls: " + " ".join(self.pitfalls))
         if with_example:
             lines += [
-                f"Worked example: {self.example.problem}",
+                f"Worked example (another problem): {self.example.problem}",
                 f"Solution: {self.example.solution}",
                 f"Answer: {self.example.answer}",
             ]

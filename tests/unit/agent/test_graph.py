@@ -24,8 +24,9 @@ def plan_json(*steps: tuple[str, str]) -> str:
     )
 
 
-def step_json(result: str, expression: str = "", reasoning: str = "a=1, b=-5") -> str:
-    return json.dumps({"reasoning": reasoning, "result": result, "expression": expression})
+def work_then(result: str, expression: str = "", reasoning: str = "a=1, b=-5") -> list[str]:
+    """A step's two replies: the free-text work, then its JSON result."""
+    return [reasoning, json.dumps({"result": result, "expression": expression})]
 
 
 def answer_json(answer: str) -> str:
@@ -45,7 +46,7 @@ def make_agent(tmp_path: Path, store, sandbox, navigator, solver, **settings) ->
 
 async def test_happy_path_plans_checks_and_verifies(tmp_path, keyword_store, sandbox):
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum of the roots."))])
-    solver = ScriptedBackend([step_json("5", "-(-5)/1"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", "-(-5)/1"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
     events: list[dict] = []
 
@@ -57,15 +58,15 @@ async def test_happy_path_plans_checks_and_verifies(tmp_path, keyword_store, san
     assert [s.template_id for s in result.plan.steps] == [VIETA]
     (step,) = result.steps
     assert step.check == "verified" and step.value == "5"
-    assert result.usage["navigator"].calls == 1 and result.usage["solver"].calls == 2
+    assert result.usage["navigator"].calls == 1 and result.usage["solver"].calls == 3
     assert result.usage["solver"].completion_tokens > 0
-    assert result.llm_calls == 3
+    assert result.llm_calls == 4
     assert {"plan", "retrieve", "instantiate", "check", "answer", "total"} <= set(result.timings)
     kinds = [e["type"] for e in events]
     assert kinds.index("plan") < kinds.index("step_started") < kinds.index("check")
     assert kinds.index("check") < kinds.index("answer") < kinds.index("result")
     streamed = "".join(e["delta"] for e in events if e["type"] == "step_text")
-    assert streamed == step_json("5", "-(-5)/1")
+    assert streamed == "a=1, b=-5"  # the free-text work is what streams
     # The navigator saw the retrieved templates and the schema pinned ids to them.
     plan_request = navigator.calls[0]
     assert VIETA in plan_request.messages[-1]["content"]
@@ -73,6 +74,10 @@ async def test_happy_path_plans_checks_and_verifies(tmp_path, keyword_store, san
     assert VIETA in enum
     # The solver's step prompt carried the template's steps.
     assert "Compute the sum of the roots as -b/a" in solver.calls[0].messages[-1]["content"]
+    assert solver.calls[0].json_schema is None  # the work is free text
+    # The JSON result is asked for after the work, which the model sees as its own turn.
+    assert solver.calls[1].messages[-2] == {"role": "assistant", "content": "a=1, b=-5"}
+    assert solver.calls[1].json_schema["required"] == ["result"]
 
 
 async def test_invalid_plan_json_is_retried_with_the_error_fed_back(
@@ -81,7 +86,7 @@ async def test_invalid_plan_json_is_retried_with_the_error_fed_back(
     navigator = ScriptedBackend(
         ['{"analysis": "x", "steps": [', plan_json((VIETA, "Find the sum of the roots."))]
     )
-    solver = ScriptedBackend([step_json("5", "5"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", "5"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
 
     result = await agent.solve(PROBLEM)
@@ -100,7 +105,7 @@ async def test_unknown_template_id_is_rejected_then_retried(tmp_path, keyword_st
             plan_json((VIETA, "Find the sum of the roots.")),
         ]
     )
-    solver = ScriptedBackend([step_json("5", "5"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", "5"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
 
     result = await agent.solve(PROBLEM)
@@ -113,7 +118,7 @@ async def test_navigator_that_never_complies_gets_a_recorded_fallback(
     tmp_path, keyword_store, sandbox
 ):
     navigator = ScriptedBackend(["not json"] * 3)
-    solver = ScriptedBackend([step_json("5", "5"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", "5"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver, max_json_retries=2)
 
     result = await agent.solve(PROBLEM)
@@ -128,7 +133,7 @@ async def test_navigator_that_never_complies_gets_a_recorded_fallback(
 async def test_too_many_steps_break_the_budget_and_are_retried(tmp_path, keyword_store, sandbox):
     long_plan = plan_json(*[(VIETA, f"Step {i}.") for i in range(3)])
     navigator = ScriptedBackend([long_plan, plan_json((VIETA, "Find the sum of the roots."))])
-    solver = ScriptedBackend([step_json("5", "5"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", "5"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver, max_steps=2)
 
     result = await agent.solve(PROBLEM)
@@ -140,14 +145,14 @@ async def test_too_many_steps_break_the_budget_and_are_retried(tmp_path, keyword
 
 async def test_mismatched_step_is_retried_with_feedback(tmp_path, keyword_store, sandbox):
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum of the roots."))])
-    solver = ScriptedBackend([step_json("6", "-(-5)"), step_json("5", "-(-5)"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("6", "-(-5)"), *work_then("5", "-(-5)"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
 
     result = await agent.solve(PROBLEM)
 
     (step,) = result.steps
     assert step.check == "verified" and step.attempts == 2
-    retry_prompt = solver.calls[1].messages[-1]["content"]
+    retry_prompt = solver.calls[2].messages[-1]["content"]
     assert "rejected" in retry_prompt and "evaluates to 5" in retry_prompt
     assert result.answer == "5" and result.verified
 
@@ -161,9 +166,9 @@ async def test_failing_step_triggers_a_revision(tmp_path, keyword_store, sandbox
     )
     solver = ScriptedBackend(
         [
-            step_json("2", "nonsense("),  # does not parse
-            step_json("2", "nonsense("),  # retry fails too
-            step_json("5", "5"),  # the revised step
+            *work_then("2", "nonsense("),  # does not parse
+            *work_then("2", "nonsense("),  # retry fails too
+            *work_then("5", "5"),  # the revised step
             answer_json("5"),
         ]
     )
@@ -190,7 +195,7 @@ async def test_exhausted_revisions_keep_going_and_record_the_failure(
     tmp_path, keyword_store, sandbox
 ):
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
-    solver = ScriptedBackend([step_json("2", "1/0 +"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("2", "1/0 +"), answer_json("5")])
     agent = make_agent(
         tmp_path, keyword_store, sandbox, navigator, solver, max_step_retries=0, max_revisions=0
     )
@@ -207,8 +212,7 @@ async def test_token_budget_ends_the_trajectory_early(tmp_path, keyword_store, s
     navigator = ScriptedBackend(
         [plan_json((VIETA, "Find the sum."), (DISCRIMINANT, "Double-check."))]
     )
-    wordy = step_json("5", "5", reasoning="word " * 280)
-    solver = ScriptedBackend([wordy, answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", "5", reasoning="word " * 300), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver, max_total_tokens=256)
 
     result = await agent.solve(PROBLEM)
@@ -224,7 +228,7 @@ async def test_token_budget_ends_the_trajectory_early(tmp_path, keyword_store, s
 async def test_hostile_expression_is_never_run(tmp_path, keyword_store, sandbox, attack):
     marker = tmp_path / "pwned"
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
-    solver = ScriptedBackend([step_json("5", attack.format(marker=marker)), answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", attack.format(marker=marker)), answer_json("5")])
     agent = make_agent(
         tmp_path, keyword_store, sandbox, navigator, solver, max_step_retries=0, max_revisions=0
     )
@@ -242,7 +246,7 @@ async def test_invalid_final_answer_falls_back_to_the_last_computed_value(
     tmp_path, keyword_store, sandbox
 ):
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
-    solver = ScriptedBackend([step_json("5", "2 + 3"), "??", "??", "??"])
+    solver = ScriptedBackend([*work_then("5", "2 + 3"), "??", "??", "??"])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
 
     result = await agent.solve(PROBLEM)
@@ -255,7 +259,7 @@ async def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, keyword_sto
     navigator = ScriptedBackend(
         [plan_json((VIETA, "Find the sum."), (DISCRIMINANT, "Check the roots are real."))]
     )
-    replies = iter([step_json("5", "5")])
+    replies = iter(work_then("5", "5"))
 
     def flaky(request: GenerationRequest) -> str:
         try:
@@ -270,13 +274,13 @@ async def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, keyword_sto
     partial = await load_run(tmp_path / "runs.sqlite", "run-1")
     assert partial.status == "interrupted" and len(partial.steps) == 1
 
-    solver = ScriptedBackend([step_json("1", "(-5)**2 - 4*6"), answer_json("5")])
+    solver = ScriptedBackend([*work_then("1", "(-5)**2 - 4*6"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, ScriptedBackend([]), solver)
     result = await agent.resume_result("run-1")
 
     assert result.status == "answered" and result.answer == "5"
     assert len(result.steps) == 2 and result.steps[0].result == "5"
-    assert len(solver.calls) == 2  # the finished first step was not redone
+    assert len(solver.calls) == 3  # step 2 (work + result) and the answer; step 1 not redone
     assert (await agent.get_result("run-1")).answer == "5"
 
 
@@ -292,8 +296,7 @@ async def test_prose_in_the_expression_field_is_not_checked_or_retried(
     tmp_path, keyword_store, sandbox
 ):
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
-    prose = step_json("5", "the sum of the roots is five")
-    solver = ScriptedBackend([prose, answer_json("5")])
+    solver = ScriptedBackend([*work_then("5", "the sum of the roots is five"), answer_json("5")])
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
 
     result = await agent.solve(PROBLEM)
@@ -306,11 +309,42 @@ async def test_prose_in_the_expression_field_is_not_checked_or_retried(
 async def test_raw_newlines_inside_json_strings_are_accepted(tmp_path, keyword_store, sandbox):
     navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
     solver = ScriptedBackend(
-        ['{"reasoning": "line one\nline two", "result": "5", "expression": "5"}', answer_json("5")]
+        ["work", '{"result": "5\nexactly", "expression": "5"}', answer_json("5")]
     )
     agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
 
     result = await agent.solve(PROBLEM)
 
-    assert result.steps[0].reasoning == "line one\nline two"
-    assert len(solver.calls) == 2
+    assert result.steps[0].result == "5\nexactly"
+    assert len(solver.calls) == 3
+
+
+async def test_retries_and_revisions_sample_instead_of_repeating_greedily(
+    tmp_path, keyword_store, sandbox
+):
+    navigator = ScriptedBackend(
+        [plan_json((VIETA, "Find the sum.")), plan_json((VIETA, "Add the roots."))]
+    )
+    solver = ScriptedBackend(
+        [*work_then("6", "5"), *work_then("6", "5"), *work_then("5", "5"), answer_json("5")]
+    )
+    agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver, retry_temperature=0.8)
+
+    await agent.solve(PROBLEM)
+
+    assert [c.temperature for c in solver.calls] == [0.0, 0.0, 0.8, 0.8, 0.0, 0.0, 0.0]
+    assert [c.temperature for c in navigator.calls] == [0.0, 0.8]
+
+
+@pytest.mark.parametrize("claim", ["40 * (1 - 0.25) = 35", "15 * 15 == 225"])
+async def test_a_comparison_is_not_a_computed_value(tmp_path, keyword_store, sandbox, claim):
+    navigator = ScriptedBackend([plan_json((VIETA, "Find the sum."))])
+    solver = ScriptedBackend(
+        [*work_then("35", claim), *work_then("30", "40 * 3/4"), answer_json("30")]
+    )
+    agent = make_agent(tmp_path, keyword_store, sandbox, navigator, solver)
+
+    result = await agent.solve(PROBLEM)
+
+    assert result.steps[0].check == "verified" and result.steps[0].attempts == 2
+    assert "comparison" in solver.calls[2].messages[-1]["content"]
