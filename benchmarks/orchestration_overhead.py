@@ -33,7 +33,9 @@ PROBLEM = "What is the sum of the roots of x^2 - 5x + 6 = 0?"
 
 def _instant_reply(request: GenerationRequest) -> str:
     """A valid reply for whichever call this is, read off the request's schema."""
-    schema = request.json_schema or {}
+    if request.json_schema is None:
+        return "b = -5 and a = 1, so the sum is -b/a = 5.\nResult: 5"
+    schema = request.json_schema
     properties = schema.get("properties", {})
     if "steps" in properties:
         ids = schema["$defs"]["PlanStep"]["properties"]["template_id"]["enum"]
@@ -43,18 +45,19 @@ def _instant_reply(request: GenerationRequest) -> str:
         ]
         return json.dumps({"analysis": "sum of roots", "steps": steps})
     if "expression" in properties:
-        return json.dumps({"reasoning": "b = -5, a = 1", "result": "5", "expression": "-(-5)/1"})
+        return json.dumps({"result": "5", "expression": "-(-5)/1"})
     return json.dumps({"answer": "5"})
 
 
-async def _time_solves(agent: FluxAgent, runs: int) -> list[float]:
-    seconds = []
+async def _time_solves(agent: FluxAgent, runs: int) -> tuple[list[float], int]:
+    seconds, calls = [], 0
     for _ in range(runs):
         start = time.perf_counter()
         result = await agent.solve(PROBLEM)
         seconds.append(time.perf_counter() - start)
-        assert result.answer, result.failures
-    return seconds
+        assert result.answer and result.verified, result.failures
+        calls = result.llm_calls
+    return seconds, calls
 
 
 def main() -> None:
@@ -75,10 +78,10 @@ def main() -> None:
         context = AgentContext(instant, instant, store, settings.agent, default_sandbox())
         agent = FluxAgent(context, settings.runs_path)
         asyncio.run(_time_solves(agent, 1))  # warm the sandbox and the checkpointer
-        overhead = asyncio.run(_time_solves(agent, args.runs))
+        overhead, calls = asyncio.run(_time_solves(agent, args.runs))
         median_overhead = statistics.median(overhead)
         print(
-            f"orchestration per solve (2 steps, 4 LLM calls, scripted): "
+            f"orchestration per solve (2 steps, {calls} LLM calls, scripted): "
             f"median {median_overhead * 1000:.1f} ms over {args.runs} runs "
             f"(min {min(overhead) * 1000:.1f}, max {max(overhead) * 1000:.1f})"
         )
