@@ -44,11 +44,12 @@ class Node(Protocol):
 
 
 def timed(name: str) -> Callable[[Node], Node]:
-    """Add the node's wall time to `timings[name]` in its update."""
+    """Announce the node (a `node_started` event) and add its wall time to `timings[name]`."""
 
     def decorate(node: Node) -> Node:
         @wraps(node)
         async def run(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+            runtime.stream_writer({"type": "node_started", "node": name})
             start = time.perf_counter()
             update = await node(state, runtime=runtime)
             timings = dict(update.get("timings") or state.get("timings") or {})

@@ -63,6 +63,9 @@ async def test_happy_path_plans_checks_and_verifies(tmp_path, keyword_store, san
     assert result.llm_calls == 4
     assert {"plan", "retrieve", "instantiate", "check", "answer", "total"} <= set(result.timings)
     kinds = [e["type"] for e in events]
+    started = [e["node"] for e in events if e["type"] == "node_started"]
+    finished = [e["node"] for e in events if e["type"] == "node_finished"]
+    assert started == finished == ["plan", "retrieve", "instantiate", "check", "answer"]
     assert kinds.index("plan") < kinds.index("step_started") < kinds.index("check")
     assert kinds.index("check") < kinds.index("answer") < kinds.index("result")
     streamed = "".join(e["delta"] for e in events if e["type"] == "step_text")
