@@ -37,6 +37,27 @@ library_app = typer.Typer(
 )
 app.add_typer(library_app, name="library")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from flux_agent import __version__
+
+        print(f"flux-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Template-guided math reasoning (see `flux COMMAND --help`)."""
+
+
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 
@@ -144,15 +165,23 @@ async def _solve(
     run_id: str | None,
     view: LiveView | None,
 ) -> Any:
-    from flux_agent.factory import create_agent
-
-    agent = create_agent(settings)
+    agent = _open_agent(settings, quiet=view is None)
     try:
         return await agent.solve(
             problem, run_id=run_id, expected=expected, on_event=view.show if view else None
         )
     finally:
         await _close(agent)
+
+
+def _open_agent(settings: Settings, *, quiet: bool) -> Any:
+    from flux_agent.factory import create_agent
+
+    if quiet:
+        return create_agent(settings)
+    # Loading the embedding model (and indexing on first use) takes seconds: say so.
+    with console.status("Loading the template store and models…"):
+        return create_agent(settings)
 
 
 async def _close(agent: Any) -> None:
@@ -171,13 +200,12 @@ def resume(
 ) -> None:
     """Continue an interrupted run from its last checkpoint."""
     from flux_agent.agent import RunNotFound
-    from flux_agent.factory import create_agent
 
     settings = _settings(data_dir, navigator, solver)
     view = None if as_json else LiveView(console)
 
     async def go() -> Any:
-        agent = create_agent(settings)
+        agent = _open_agent(settings, quiet=view is None)
         try:
             return await agent.resume_result(run_id, on_event=view.show if view else None)
         except RunNotFound:
@@ -266,6 +294,7 @@ def library_search(
     except StoreError as exc:
         raise CLIError(str(exc)) from None
     table = Table("score", "id", "name")
+    table.columns[1].overflow = "fold"
     for hit in hits:
         table.add_row(f"{hit.score:.3f}", hit.template.id, escape(hit.template.name))
     console.print(table)

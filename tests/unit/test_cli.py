@@ -42,3 +42,8 @@ def test_help_explains_the_commands():
     assert result.exit_code == 0
     for command in ("solve", "resume", "show", "library"):
         assert command in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("flux-agent ")
