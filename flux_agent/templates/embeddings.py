@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from flux_agent.templates.store import StoreError
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -25,7 +27,7 @@ BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 32
 
 
-class EmbeddingModelError(RuntimeError):
+class EmbeddingModelError(StoreError):
     """The embedding model cannot be found or loaded; the message says what to install or set."""
 
 
