@@ -61,9 +61,36 @@ def default_library_path() -> Path:
     return Path(__file__).resolve().parents[2] / "template_library"
 
 
+TAGS_FILE = "tags.yaml"
+"""The controlled tag vocabulary, at the library's top level: `tag: meaning` lines."""
+
+
 def template_files(folder: Path) -> list[Path]:
-    """Every template file below `folder`, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+    """Every template file below `folder` (in a domain folder, never at the top), sorted.
+
+    Files at the top level (`tags.yaml`, ...) describe the library; they are not templates.
+    """
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix in {".yaml", ".yml"} and p.is_file() and p.parent != folder
+    )
+
+
+def load_tag_vocabulary(folder: Path) -> tuple[dict[str, str] | None, list[LibraryIssue]]:
+    """The library's tag vocabulary, or None when it has no `tags.yaml` (no tag check)."""
+    path = Path(folder) / TAGS_FILE
+    if not path.exists():
+        return None, []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        return None, [LibraryIssue(path, "<file>", f"cannot read the tag vocabulary: {exc}")]
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()
+    ):
+        return None, [LibraryIssue(path, "<file>", "must map each tag to a one-line meaning")]
+    return data, []
 
 
 def parse_template_file(path: Path) -> tuple[ThoughtTemplate | None, list[LibraryIssue]]:
@@ -112,14 +139,17 @@ def validate_library(
     """Load every template below `folder` and collect every problem.
 
     Rules: each file parses and matches the schema; the file sits in the folder of
-    its domain and is named after the last part of its id; ids are unique; and
-    (with `check_examples`) each `check` evaluates to the example's answer.
+    its domain and is named after the last part of its id; ids are unique; tags
+    come from the vocabulary in `tags.yaml` (when the library has one); and (with
+    `check_examples`) each `check` evaluates to the example's answer.
     """
     report = LibraryReport()
     folder = Path(folder)
     if not folder.is_dir():
         report.issues.append(LibraryIssue(folder, "<library>", "folder does not exist"))
         return report
+    vocabulary, vocabulary_issues = load_tag_vocabulary(folder)
+    report.issues.extend(vocabulary_issues)
     files = template_files(folder)
     if not files:
         report.issues.append(LibraryIssue(folder, "<library>", "no template files (*.yaml)"))
@@ -129,6 +159,12 @@ def validate_library(
         if template is None:
             continue
         report.issues.extend(_placement_issues(template, path, folder))
+        if vocabulary is not None:
+            unknown = [tag for tag in template.tags if tag not in vocabulary]
+            if unknown:
+                report.issues.append(
+                    LibraryIssue(path, "tags", f"not in {TAGS_FILE}: {', '.join(unknown)}")
+                )
         if template.id in report.paths:
             other = report.paths[template.id]
             report.issues.append(LibraryIssue(path, "id", f"duplicate id, also in {other}"))

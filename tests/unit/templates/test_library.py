@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from flux_agent.templates import (
     load_library,
     validate_library,
 )
+from flux_agent.templates.library import template_files
 
 VIETA = default_library_path() / "algebra" / "vieta_sum_product.yaml"
 
@@ -99,3 +101,18 @@ def test_template_render_and_search_text_carry_the_fields():
     assert template.applies_when[0] in template.search_text()
     changed = template.model_copy(update={"description": template.description + " More."})
     assert changed.content_hash() != template.content_hash()
+
+
+def test_tags_must_come_from_the_vocabulary(tmp_path, sandbox):
+    folder = _library(tmp_path, lambda d: d.update(tags=["quadratics", "made-up-tag"]))
+    assert not any(f == "tags" for _, f, _ in _issues(folder, sandbox))  # no vocabulary, no check
+    shutil.copy(default_library_path() / "tags.yaml", folder / "tags.yaml")
+    issues = _issues(folder, sandbox)
+    assert ("vieta_sum_product.yaml", "tags", "not in tags.yaml: made-up-tag") in issues
+    (folder / "tags.yaml").write_text("- just\n- a list\n")
+    assert any(name == "tags.yaml" and "meaning" in m for name, _, m in _issues(folder, sandbox))
+
+
+def test_top_level_files_are_not_templates():
+    files = [p.name for p in template_files(default_library_path())]
+    assert "tags.yaml" not in files and "vieta_sum_product.yaml" in files
