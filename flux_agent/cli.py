@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from flux_agent.config import AgentSettings, BackendSettings, Settings
+from flux_agent.templates.duplicates import NEAR_DUPLICATE_THRESHOLD
 
 app = typer.Typer(
     help="Template-guided math reasoning: a navigator plans over thought templates, "
@@ -238,18 +240,64 @@ def show(
 def library_validate(
     path: Annotated[Path | None, typer.Argument(help="Library folder (default: shipped).")] = None,
     no_check: Annotated[bool, typer.Option("--no-check", help="Skip evaluating `check`.")] = False,
+    no_duplicates: Annotated[
+        bool, typer.Option("--no-duplicates", help="Skip near-duplicate detection (no model load).")
+    ] = False,
+    threshold: Annotated[
+        float, typer.Option(help="Cosine similarity at which two templates are near-duplicates.")
+    ] = NEAR_DUPLICATE_THRESHOLD,
 ) -> None:
-    """Check every template: schema, placement, unique ids, and that `check` proves the answer."""
+    """Check every template: schema, placement, unique ids, known tags, that `check` proves
+    the example's answer, and that no two templates are near-duplicates."""
     from flux_agent.templates import default_library_path, validate_library
+    from flux_agent.templates.embeddings import load_embedder
 
     folder = path or default_library_path()
-    report = validate_library(folder, check_examples=not no_check)
+    embedder = None
+    if not no_duplicates:
+        with console.status("Loading the embedding model…"):
+            embedder = load_embedder(None)
+    with console.status("Validating templates…"):
+        report = validate_library(
+            folder, check_examples=not no_check, embedder=embedder, threshold=threshold
+        )
     for issue in report.issues:
         console.print(f"[red]✗[/] {escape(str(issue))}")
     if report.issues:
         console.print(f"[red]{len(report.issues)} problem(s)[/] in {folder}")
         raise typer.Exit(1)
     console.print(f"[green]✓[/] {len(report.templates)} templates valid in {folder}")
+
+
+@library_app.command("stats")
+def library_stats(
+    path: Annotated[Path | None, typer.Argument(help="Library folder (default: shipped).")] = None,
+    closest: Annotated[int, typer.Option(help="How many closest pairs to list.", min=0)] = 10,
+) -> None:
+    """Counts per domain and tag, average steps, and the closest pairs of templates."""
+    from flux_agent.templates import default_library_path, load_library
+    from flux_agent.templates.duplicates import closest_pairs
+    from flux_agent.templates.embeddings import load_embedder
+
+    templates = load_library(path or default_library_path())
+    domains = Counter(t.domain for t in templates)
+    tags = Counter(tag for t in templates for tag in t.tags)
+    steps = sum(len(t.steps) for t in templates) / len(templates)
+    console.print(f"[bold]{len(templates)} templates[/], {steps:.1f} steps on average")
+    table = Table("domain", "templates")
+    for domain, count in sorted(domains.items()):
+        table.add_row(domain, str(count))
+    console.print(table)
+    console.print("tags: " + ", ".join(f"{tag} {n}" for tag, n in tags.most_common()))
+    if closest:
+        with console.status("Embedding templates…"):
+            pairs = closest_pairs(templates, load_embedder(None), limit=closest)
+        pair_table = Table("cosine", "template", "template")
+        for column in pair_table.columns[1:]:
+            column.overflow = "fold"
+        for pair in pairs:
+            pair_table.add_row(f"{pair.similarity:.3f}", pair.first, pair.second)
+        console.print(pair_table)
 
 
 @library_app.command("build")

@@ -15,6 +15,13 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from flux_agent.templates.duplicates import (
+    DISTINCT_FILE,
+    NEAR_DUPLICATE_THRESHOLD,
+    load_distinct_pairs,
+    near_duplicates,
+)
+from flux_agent.templates.embeddings import TextEmbedder
 from flux_agent.templates.model import ThoughtTemplate
 from flux_agent.verify.sandbox import Sandbox, SandboxError, SandboxTimeout, default_sandbox
 
@@ -134,14 +141,20 @@ def check_example(template: ThoughtTemplate, sandbox: Sandbox | None = None) -> 
 
 
 def validate_library(
-    folder: Path, *, check_examples: bool = True, sandbox: Sandbox | None = None
+    folder: Path,
+    *,
+    check_examples: bool = True,
+    sandbox: Sandbox | None = None,
+    embedder: TextEmbedder | None = None,
+    threshold: float = NEAR_DUPLICATE_THRESHOLD,
 ) -> LibraryReport:
     """Load every template below `folder` and collect every problem.
 
     Rules: each file parses and matches the schema; the file sits in the folder of
     its domain and is named after the last part of its id; ids are unique; tags
     come from the vocabulary in `tags.yaml` (when the library has one); and (with
-    `check_examples`) each `check` evaluates to the example's answer.
+    `check_examples`) each `check` evaluates to the example's answer; and (with an
+    `embedder`) no two templates are near-duplicates unless `distinct.yaml` says why.
     """
     report = LibraryReport()
     folder = Path(folder)
@@ -175,7 +188,31 @@ def validate_library(
                 report.issues.append(LibraryIssue(path, "check", why))
         report.templates.append(template)
         report.paths[template.id] = path
+    if embedder is not None:
+        report.issues.extend(_duplicate_issues(report, folder, embedder, threshold))
     return report
+
+
+def _duplicate_issues(
+    report: LibraryReport, folder: Path, embedder: TextEmbedder, threshold: float
+) -> list[LibraryIssue]:
+    distinct, problems = load_distinct_pairs(folder)
+    distinct_path = folder / DISTINCT_FILE
+    issues = [LibraryIssue(distinct_path, "<file>", problem) for problem in problems]
+    for marked in distinct:
+        unknown = sorted(i for i in marked if i not in report.paths)
+        if unknown:
+            issues.append(LibraryIssue(distinct_path, "pair", f"unknown ids: {', '.join(unknown)}"))
+    for pair in near_duplicates(report.templates, embedder, distinct, threshold):
+        issues.append(
+            LibraryIssue(
+                report.paths[pair.second],
+                "near-duplicate",
+                f"too close to {pair.first} (cosine {pair.similarity:.3f} >= {threshold}); "
+                f"merge them, or list the pair in {DISTINCT_FILE} with the reason they differ",
+            )
+        )
+    return issues
 
 
 def _placement_issues(template: ThoughtTemplate, path: Path, root: Path) -> Iterable[LibraryIssue]:
