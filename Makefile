@@ -22,6 +22,7 @@ demo: setup
 	$(FLUX) solve "$(PROBLEM)"
 
 test: setup
+	$(FLUX) library validate
 	$(PY) -m pytest
 
 test-unit: setup
