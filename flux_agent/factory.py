@@ -38,10 +38,11 @@ def build_index(settings: Settings, store: TemplateStore | None = None) -> Build
 
 def create_agent(settings: Settings, *, build_if_empty: bool = True) -> FluxAgent:
     """A ready agent: backends built, store opened (and indexed on first use), sandbox set."""
+    # Backends first: a missing model file or extra should fail before seconds of indexing.
+    navigator, solver = build_backends(settings.navigator, settings.solver)
     store = open_store(settings)
     if build_if_empty and store.count() == 0:
         build_index(settings, store)
-    navigator, solver = build_backends(settings.navigator, settings.solver)
     context = AgentContext(
         navigator=navigator,
         solver=solver,
