@@ -205,7 +205,7 @@ def test_domain_filter(open_fresh: OpenStore, library: list[ThoughtTemplate]) ->
     in_domain = [t for t in library if t.domain == "number_theory"]
 
     hits = store.search(
-        "What is the sum of the roots of x^2 - 5x + 6 = 0?", k=50, domain="number_theory"
+        "What is the sum of the roots of x^2 - 5x + 6 = 0?", k=len(library), domain="number_theory"
     )
 
     assert sorted(h.template.id for h in hits) == sorted(t.id for t in in_domain)
