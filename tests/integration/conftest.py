@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,12 +18,26 @@ from flux_agent.backends.llama_cpp import embedded_model_path
 SERVER_START_TIMEOUT_S = 90.0
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Terminate a server, and kill it if it does not exit within `grace_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The embedded model behind `python -m llama_cpp.server` on a free port; yields the /v1 URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
         sys.executable, "-m", "llama_cpp.server",
@@ -51,9 +67,41 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
         yield base_url
     finally:
-        process.terminate()
+        _stop(process, grace_s=15)
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A `chroma run` server on a free local port; skipped, with the reason, if it cannot start."""
+    binary = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if binary is None:
+        pytest.skip("the `chroma` CLI that ships with chromadb is not installed here")
+    port = _free_port()
+    data = tmp_path_factory.mktemp("chroma-server")
+    log_path = tmp_path_factory.mktemp("chroma-server-log") / "server.log"
+    command = [binary, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        reason = _wait_for_heartbeat(process, port, log_path)
+        if reason:
+            pytest.skip(f"the Chroma server did not start ({' '.join(command)}): {reason}")
+        yield "127.0.0.1", port
+    finally:
+        _stop(process, grace_s=10)
+
+
+def _wait_for_heartbeat(process: subprocess.Popen[bytes], port: int, log_path: Path) -> str:
+    """Wait until the server answers; returns why it did not, or "" once it does."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-800:]
+            return f"exited with code {process.returncode}: {tail}"
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).is_success:
+                return ""
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return f"no heartbeat on port {port} after {SERVER_START_TIMEOUT_S:g} s"

@@ -10,16 +10,10 @@ and re-embedding the library for every test costs seconds each on a CPU.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flux_agent.config import Settings, StoreSettings
@@ -31,7 +25,6 @@ from flux_agent.templates.store import IndexReport, StoreError, TemplateStore
 
 pytestmark = pytest.mark.integration
 
-SERVER_START_TIMEOUT_S = 60.0
 VIETA = "algebra.quadratics.vieta_sum_product"
 
 OpenStore = Callable[[], TemplateStore]
@@ -59,50 +52,6 @@ def embedder() -> CachedEmbedder:
 @pytest.fixture(scope="module")
 def library() -> list[ThoughtTemplate]:
     return load_library()
-
-
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A `chroma run` server on a free local port; skipped, with the reason, if it cannot start."""
-    binary = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    if binary is None:
-        pytest.skip("the `chroma` CLI that ships with chromadb is not installed here")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    data = tmp_path_factory.mktemp("chroma-server")
-    log_path = tmp_path_factory.mktemp("chroma-server-log") / "server.log"
-    command = [binary, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        reason = _wait_for_heartbeat(process, port, log_path)
-        if reason:
-            pytest.skip(f"the Chroma server did not start ({' '.join(command)}): {reason}")
-        yield "127.0.0.1", port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for_heartbeat(process: subprocess.Popen[bytes], port: int, log_path: Path) -> str:
-    """Wait until the server answers; returns why it did not, or "" once it does."""
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-800:]
-            return f"exited with code {process.returncode}: {tail}"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).is_success:
-                return ""
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return f"no heartbeat on port {port} after {SERVER_START_TIMEOUT_S:g} s"
 
 
 @pytest.fixture(params=["persistent", "http"])
