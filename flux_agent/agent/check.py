@@ -13,9 +13,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from flux_agent.agent.models import Plan, StepRecord
-from flux_agent.agent.nodes import generated_tokens, timed
-from flux_agent.agent.state import AgentContext, AgentState, Decision
+from flux_agent.agent.models import StepRecord
+from flux_agent.agent.nodes import advance, timed
+from flux_agent.agent.state import AgentContext, AgentState
 from flux_agent.verify.answers import extract_answer
 from flux_agent.verify.expressions import CONSTANTS, FUNCTIONS
 from flux_agent.verify.sandbox import SandboxError, SandboxTimeout
@@ -102,21 +102,4 @@ def _decide(state: AgentState, ctx: AgentContext, record: StepRecord) -> dict[st
         return {"decision": "revise", "pending": record.model_dump(), "failures": failures}
     if not ok:
         failures.append(f"step {record.index + 1} kept failing: {record.check_detail}")
-    steps = [*state.get("steps", []), record.model_dump()]
-    index = record.index + 1
-    total = len(Plan.model_validate(state["plan"]).steps)
-    decision: Decision = "next"
-    if index >= total:
-        decision = "answer"
-    elif generated_tokens(state) >= settings.max_total_tokens:
-        failures.append(f"token budget of {settings.max_total_tokens} reached after step {index}")
-        decision = "answer"
-    return {
-        "decision": decision,
-        "steps": steps,
-        "step_index": index,
-        "pending": None,
-        "feedback": None,
-        "attempts": 0,
-        "failures": failures,
-    }
+    return advance(state, record, ctx, failures)

@@ -27,7 +27,7 @@ from flux_agent.agent.models import (
     StepResult,
     plan_schema,
 )
-from flux_agent.agent.state import AgentContext, AgentState
+from flux_agent.agent.state import AgentContext, AgentState, Decision
 from flux_agent.agent.structured import generate_structured
 from flux_agent.backends.base import GenerationRequest, Usage
 from flux_agent.templates.model import ThoughtTemplate
@@ -293,12 +293,7 @@ async def revise(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
             ).model_dump()
         )
         emit({"type": "revision", "after_step": index, "failed": True})
-        return {
-            **update,
-            "revisions": revisions,
-            "failures": failures,
-            **_advance(state, failed, len(current.steps)),
-        }
+        return {**update, "revisions": revisions, **advance(state, failed, ctx, failures)}
     new_steps = reply.value.steps[:room]
     revisions.append(
         Revision(
@@ -329,15 +324,29 @@ async def revise(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     }
 
 
-def _advance(state: AgentState, record: StepRecord, total: int) -> dict[str, Any]:
+def advance(
+    state: AgentState, record: StepRecord, ctx: AgentContext, failures: list[str]
+) -> dict[str, Any]:
+    """Accept `record` as its step's result; go to the next step, or answer when the plan
+    is done or the token budget is spent."""
+    failures = list(failures)
     index = record.index + 1
+    decision: Decision = "next"
+    if index >= len(Plan.model_validate(state["plan"]).steps):
+        decision = "answer"
+    elif generated_tokens(state) >= ctx.settings.max_total_tokens:
+        failures.append(
+            f"token budget of {ctx.settings.max_total_tokens} reached after step {index}"
+        )
+        decision = "answer"
     return {
+        "decision": decision,
         "steps": [*state.get("steps", []), record.model_dump()],
         "step_index": index,
         "pending": None,
         "feedback": None,
         "attempts": 0,
-        "decision": "answer" if index >= total else "next",
+        "failures": failures,
     }
 
 
