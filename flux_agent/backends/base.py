@@ -33,6 +33,12 @@ class GenerationRequest:
     stop: Sequence[str] = ()
     json_schema: dict[str, Any] | None = None
     seed: int | None = None
+    logprobs: bool = False
+    """Ask for the generated tokens' log-probabilities (`Completion.mean_logprob`)."""
+    prefill: str = ""
+    """Text the assistant's reply already starts with; the model continues it, and
+    `Completion.text` holds only the continuation. Backends that cannot continue a
+    partial reply raise `BackendError` (`supports_prefill` says which can)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class Completion:
     text: str
     usage: Usage = field(default_factory=Usage)
     finish_reason: str = "stop"
+    mean_logprob: float | None = None
+    """Mean log-probability of the generated tokens, when asked for and available."""
 
 
 class BackendError(RuntimeError):
@@ -69,6 +77,10 @@ class LLMBackend(Protocol):
     """Anything that completes chat requests."""
 
     name: str
+    supports_prefill: bool
+    """Whether `GenerationRequest.prefill` works: the model continues a partial reply as
+    raw text after the rendered chat prompt (no new assistant turn in between), as
+    budget forcing needs. Backends without it raise `BackendError` for a prefill."""
 
     async def generate(
         self, requests: Sequence[GenerationRequest], on_text: TextCallback | None = None

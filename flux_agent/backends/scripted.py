@@ -1,16 +1,21 @@
-"""A scripted backend for tests: it returns raw text you give it and records every call.
+"""A scripted backend for tests: it returns replies you give it and records every call.
 
 It fakes only the lowest layer, so prompt rendering, parsing, validation,
 retries and routing above it all run for real. Script it with:
 - a list of replies, used in order (a test fails loudly if it runs out);
 - a dict from a substring of the last user message to a reply (first match wins);
-- a function `(request) -> str`.
+- a function `(request) -> reply`.
+
+A reply is raw text, or a `Completion` when a test needs a particular
+`finish_reason` or `mean_logprob` (its usage, if left at zero, is counted as
+for text: one token per word). A prefill is not prepended or checked: the reply
+is the continuation, and the request, prefill included, is in `calls`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flux_agent.backends.base import (
     BackendError,
@@ -20,7 +25,8 @@ from flux_agent.backends.base import (
     Usage,
 )
 
-Script = Sequence[str] | dict[str, str] | Callable[[GenerationRequest], str]
+Reply = str | Completion
+Script = Sequence[Reply] | dict[str, Reply] | Callable[[GenerationRequest], Reply]
 
 
 @dataclass
@@ -29,6 +35,7 @@ class ScriptedBackend:
 
     script: Script
     name: str = "scripted"
+    supports_prefill: bool = True
     calls: list[GenerationRequest] = field(default_factory=list)
     _position: int = 0
 
@@ -38,20 +45,18 @@ class ScriptedBackend:
         completions = []
         for index, request in enumerate(requests):
             self.calls.append(request)
-            text = self._reply(request)
+            completion = _completion(request, self._reply(request))
             if on_text is not None:
                 # Stream word by word so consumers see more than one delta.
-                for piece in _pieces(text):
+                for piece in _pieces(completion.text):
                     on_text(index, piece)
-            prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
-            usage = Usage(prompt_tokens, len(text.split()), 1)
-            completions.append(Completion(text=text, usage=usage))
+            completions.append(completion)
         return completions
 
     async def aclose(self) -> None:
         return None
 
-    def _reply(self, request: GenerationRequest) -> str:
+    def _reply(self, request: GenerationRequest) -> Reply:
         if callable(self.script):
             return self.script(request)
         if isinstance(self.script, dict):
@@ -67,6 +72,16 @@ class ScriptedBackend:
         reply = self.script[self._position]
         self._position += 1
         return reply
+
+
+def _completion(request: GenerationRequest, reply: Reply) -> Completion:
+    """The reply as a `Completion`, with word-count usage unless the script gave some."""
+    if isinstance(reply, str):
+        reply = Completion(text=reply)
+    if reply.usage != Usage():
+        return reply
+    prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
+    return replace(reply, usage=Usage(prompt_tokens, len(reply.text.split()), 1))
 
 
 def _pieces(text: str) -> list[str]:
