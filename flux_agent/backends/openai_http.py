@@ -11,6 +11,15 @@ output"), so the dialect is a setting:
 - `llama_cpp`: `response_format={"type": "json_object", "schema": ...}` (llama-cpp-python);
 - `vllm`: vLLM's own `structured_outputs={"json": ...}` request field.
 
+Asked for logprobs, it sends `logprobs: true, top_logprobs: 0` (llama-cpp-python's
+server returns none without `top_logprobs`) and averages
+`choices[0].logprobs.content[*].logprob`; a server that sends none gives no mean.
+
+A prefill needs the server to continue the last assistant message rather than
+open a new turn. Only vLLM documents that (`continue_final_message`), so only
+the `vllm` dialect supports it; the others raise `BackendError` (llama-cpp-python's
+server accepts the field, ignores it and answers in a new turn).
+
 Every failure (server down, timeout, HTTP error, unreadable reply) becomes a
 `BackendError` with a message a user can act on.
 """
@@ -68,6 +77,7 @@ class OpenAIHTTPBackend:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.structured_output = structured_output
+        self.supports_prefill = structured_output == "vllm"
         self.name = f"openai:{self.base_url}"
         self._timeout_s = timeout_s
         # Shared by every call, so concurrent solves together stay within the limit.
@@ -81,6 +91,11 @@ class OpenAIHTTPBackend:
         self, requests: Sequence[GenerationRequest], on_text: TextCallback | None = None
     ) -> list[Completion]:
         """Send the requests concurrently; the first failure cancels the rest and is raised."""
+        if not self.supports_prefill and any(request.prefill for request in requests):
+            raise BackendError(
+                f"the {self.structured_output!r} server dialect cannot continue a prefill: "
+                "only vLLM's server can (continue_final_message); use structured_output='vllm'"
+            )
         model = await self._model_name()
 
         async def complete(index: int, request: GenerationRequest) -> Completion:
@@ -103,9 +118,12 @@ class OpenAIHTTPBackend:
         await self._client.aclose()
 
     def _body(self, request: GenerationRequest, model: str, stream: bool) -> dict[str, Any]:
+        messages = [dict(message) for message in request.messages]
+        if request.prefill:
+            messages.append({"role": "assistant", "content": request.prefill})
         body: dict[str, Any] = {
             "model": model,
-            "messages": [dict(message) for message in request.messages],
+            "messages": messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -114,6 +132,15 @@ class OpenAIHTTPBackend:
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
+        if request.prefill:
+            # vLLM's extra chat parameters: render the last assistant message without
+            # closing it and without opening a new turn, then continue its text.
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
+        if request.logprobs:
+            # top_logprobs counts alternatives per token; 0 keeps only the chosen one.
+            body["logprobs"] = True
+            body["top_logprobs"] = 0
         schema = request.json_schema
         if schema is not None:
             if self.structured_output == "json_schema":
@@ -162,6 +189,7 @@ class OpenAIHTTPBackend:
 
     async def _stream(self, body: dict[str, Any], index: int, on_text: TextCallback) -> Completion:
         pieces: list[str] = []
+        logprobs: list[float] = []
         finish_reason: str | None = None
         usage: dict[str, Any] | None = None
         url = self.base_url + "/chat/completions"
@@ -182,6 +210,7 @@ class OpenAIHTTPBackend:
                         if delta:
                             pieces.append(delta)
                             on_text(index, delta)
+                        logprobs.extend(_token_logprobs(choice))
                         finish_reason = choice.get("finish_reason") or finish_reason
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
@@ -197,7 +226,12 @@ class OpenAIHTTPBackend:
             # The server sent no usage (llama-cpp-python's does not): count content
             # chunks, about one token each; the prompt size is unknown here.
             counted = Usage(0, len(pieces), 1)
-        return Completion(text="".join(pieces), usage=counted, finish_reason=finish_reason)
+        return Completion(
+            text="".join(pieces),
+            usage=counted,
+            finish_reason=finish_reason,
+            mean_logprob=_mean(logprobs),
+        )
 
     def _unreachable(self, exc: httpx.HTTPError) -> BackendError:
         if isinstance(exc, httpx.TimeoutException):
@@ -272,4 +306,22 @@ def _from_response(payload: dict[str, Any]) -> Completion:
         text=text,
         usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), 1),
         finish_reason=choice.get("finish_reason") or "stop",
+        mean_logprob=_mean(_token_logprobs(choice)),
     )
+
+
+def _token_logprobs(choice: dict[str, Any]) -> list[float]:
+    """The generated tokens' logprobs in a choice or stream chunk (`logprobs.content`)."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [
+        float(entry["logprob"])
+        for entry in content
+        if isinstance(entry, dict) and isinstance(entry.get("logprob"), int | float)
+    ]
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None

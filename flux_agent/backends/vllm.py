@@ -8,6 +8,13 @@ schemas become vLLM structured outputs (`StructuredOutputsParams(json=...)`).
 `on_text` receives each reply whole once the batch is done. For streaming, run
 `vllm serve` and use the OpenAI-compatible HTTP backend instead.
 
+Logprobs come from `SamplingParams(logprobs=0)` (the chosen token's only). A
+prefill is sent as a final assistant message that `LLM.chat` continues
+(`continue_final_message=True, add_generation_prompt=False`); those flags hold
+for a whole call, so a batch mixing prefilled and plain requests makes two calls.
+The chat template renders that message, so one that rewrites assistant content
+(DeepSeek-R1's drops the text up to `</think>`) can make the call fail.
+
 `vllm` is an optional extra (`pip install 'flux-agent[vllm]'`), imported only
 when this backend is built.
 """
@@ -35,6 +42,8 @@ MISSING_EXTRA = (
 
 class VLLMBackend:
     """Completes requests with a model loaded in this process by vLLM."""
+
+    supports_prefill = True
 
     def __init__(
         self,
@@ -92,15 +101,40 @@ class VLLMBackend:
     def _complete(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if self._llm is None:
             raise BackendError(f"{self.name} was closed")
-        conversations = [[dict(m) for m in request.messages] for request in requests]
+        completions: list[Completion | None] = [None] * len(requests)
+        for continued in (False, True):
+            indices = [i for i, r in enumerate(requests) if bool(r.prefill) == continued]
+            if not indices:
+                continue
+            batch = [requests[i] for i in indices]
+            for index, completion in zip(indices, self._chat(batch, continued), strict=True):
+                completions[index] = completion
+        return [completion for completion in completions if completion is not None]
+
+    def _chat(self, requests: Sequence[GenerationRequest], continued: bool) -> list[Completion]:
+        """One `LLM.chat` call; `continued`: every request has a prefill to continue."""
+        conversations = []
+        for request in requests:
+            messages = [dict(m) for m in request.messages]
+            if continued:
+                messages.append({"role": "assistant", "content": request.prefill})
+            conversations.append(messages)
         params = [self._params(request) for request in requests]
         try:
             with self._lock:
-                outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False)
+                outputs = self._llm.chat(
+                    conversations,
+                    sampling_params=params,
+                    use_tqdm=False,
+                    # The template renders the last assistant message unclosed and opens
+                    # no new turn: the model continues the prefill's text.
+                    add_generation_prompt=not continued,
+                    continue_final_message=continued,
+                )
         except Exception as exc:
             raise BackendError(f"vLLM failed: {type(exc).__name__}: {exc}") from exc
         completions = []
-        for output in outputs:
+        for request, output in zip(requests, outputs, strict=True):
             sample = output.outputs[0]
             usage = Usage(len(output.prompt_token_ids or ()), len(sample.token_ids), 1)
             completions.append(
@@ -108,6 +142,7 @@ class VLLMBackend:
                     text=sample.text,
                     usage=usage,
                     finish_reason=sample.finish_reason or "stop",
+                    mean_logprob=_mean_logprob(sample) if request.logprobs else None,
                 )
             )
         return completions
@@ -123,4 +158,28 @@ class VLLMBackend:
             stop=list(request.stop) or None,
             seed=request.seed,
             structured_outputs=structured,
+            # The number of alternatives per token; 0 still returns the chosen token's.
+            logprobs=0 if request.logprobs else None,
         )
+
+
+def _mean_logprob(sample: Any) -> float | None:
+    """Mean logprob of a `CompletionOutput`'s tokens; None if vLLM sent none.
+
+    vLLM sums the chosen tokens' logprobs into `cumulative_logprob` when logprobs
+    are requested; the per-token `logprobs` (one {token id: Logprob} per position)
+    are the fallback.
+    """
+    token_ids = list(sample.token_ids)
+    if not token_ids:
+        return None
+    if sample.cumulative_logprob is not None:
+        return float(sample.cumulative_logprob) / len(token_ids)
+    if not sample.logprobs:
+        return None
+    values = [
+        float(position[token].logprob)
+        for token, position in zip(token_ids, sample.logprobs, strict=False)
+        if position and token in position
+    ]
+    return sum(values) / len(values) if values else None

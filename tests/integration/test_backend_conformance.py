@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -172,6 +173,36 @@ async def test_max_tokens_is_respected(backend: LLMBackend, stream: bool) -> Non
     assert completion.finish_reason == "length" or completion.usage.completion_tokens < 8
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_mean_logprob_is_a_log_probability_and_only_when_asked(
+    backend: LLMBackend, stream: bool
+) -> None:
+    on_text = (lambda i, d: None) if stream else None
+    asked, plain = await backend.generate(
+        [ask("Name a color.", max_tokens=8, logprobs=True), ask("Name a color.", max_tokens=8)],
+        on_text=on_text,
+    )
+    assert plain.mean_logprob is None
+    # None is allowed (a backend that cannot tell); a made-up value is not.
+    if asked.mean_logprob is not None:
+        assert math.isfinite(asked.mean_logprob)
+        assert asked.mean_logprob <= 0
+
+
+async def test_a_prefill_is_continued_or_refused(backend: LLMBackend) -> None:
+    assert isinstance(backend.supports_prefill, bool)
+    request = ask(
+        "What is the capital of France?", max_tokens=8, prefill="The capital of France is"
+    )
+    if not backend.supports_prefill:
+        with pytest.raises(BackendError, match="prefill"):
+            await backend.generate([request])
+        return
+    [completion] = await backend.generate([request])
+    assert completion.text.strip()
+    assert 0 < completion.usage.completion_tokens <= 8
+
+
 # --- llama.cpp in process: sharing one model safely --------------------------------------------
 
 
@@ -185,8 +216,10 @@ async def test_llama_cpp_backends_on_one_file_share_the_model_and_take_turns() -
     a, b = await asyncio.gather(first.generate([request, other]), second.generate([other]))
     assert [json.loads(c.text) for c in a] == [{"word": "apple"}, {"word": "river"}]
     assert json.loads(b[0].text) == {"word": "river"}
-    key = (str(embedded_model_path().resolve()), 4096)
-    assert [k for k in llama_cpp_backend._models if k[0] == key[0]] == [key]
+    path = str(embedded_model_path().resolve())
+    # One model for plain requests (a second keeps all logits, for logprobs only).
+    plain = [key for key in llama_cpp_backend._models if key[0] == path and not key[2]]
+    assert plain == [(path, 4096, False)]
 
 
 async def test_llama_cpp_streamed_usage_matches_the_unstreamed_count() -> None:

@@ -1,9 +1,10 @@
 """The OpenAI-compatible HTTP backend, against httpx's MockTransport and a closed port.
 
-What goes over the wire per structured-output dialect, how replies and
-server-sent event streams are read, and how every failure becomes a
-`BackendError` with a usable message. The real server is exercised in
-tests/integration/test_backend_conformance.py.
+What goes over the wire per structured-output dialect and for logprobs and
+prefills, how replies, logprobs and server-sent event streams are read, and how
+every failure becomes a `BackendError` with a usable message. The real server
+is exercised in tests/integration/test_backend_conformance.py and
+test_backend_capabilities.py.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def reply(text: str, prompt_tokens: int = 5, completion_tokens: int = 3, finish:
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def with_logprobs(payload: dict[str, Any], *values: float) -> dict[str, Any]:
+    """`payload` whose first choice carries these token logprobs, in OpenAI's chat form."""
+    entries = [{"token": "t", "logprob": v, "bytes": None, "top_logprobs": []} for v in values]
+    payload["choices"][0]["logprobs"] = {"content": entries, "refusal": None}
+    return payload
 
 
 def sse(*events: Any, done: bool = True) -> bytes:
@@ -183,6 +191,50 @@ async def test_a_server_listing_no_model_is_an_error() -> None:
         await backend_for(server, model=None).generate([ask()])
 
 
+async def test_logprobs_are_asked_for_with_zero_alternatives() -> None:
+    server = FakeServer(lambda request: reply("ok"))
+    await backend_for(server).generate([ask(logprobs=True), ask()])
+    asked, plain = server.bodies()
+    # llama-cpp-python's server returns no logprobs unless top_logprobs is set.
+    assert (asked["logprobs"], asked["top_logprobs"]) == (True, 0)
+    assert "logprobs" not in plain and "top_logprobs" not in plain
+
+
+async def test_vllm_dialect_continues_a_prefill_as_the_final_assistant_message() -> None:
+    server = FakeServer(lambda request: reply(" Paris."))
+    backend = backend_for(server, structured_output="vllm")
+    assert backend.supports_prefill
+    request = ask("Capital of France?", prefill="The capital of France is")
+    [completion] = await backend.generate([request])
+    [body] = server.bodies()
+    assert body["messages"] == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "The capital of France is"},
+    ]
+    assert body["continue_final_message"] is True
+    assert body["add_generation_prompt"] is False
+    assert completion.text == " Paris."  # the server sends only the continuation
+
+
+async def test_vllm_dialect_without_prefill_sends_no_continuation_fields() -> None:
+    server = FakeServer(lambda request: reply("ok"))
+    await backend_for(server, structured_output="vllm").generate([ask()])
+    [body] = server.bodies()
+    assert "continue_final_message" not in body and "add_generation_prompt" not in body
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("dialect", ["json_schema", "llama_cpp"])
+async def test_other_dialects_refuse_a_prefill_naming_the_dialect(dialect: str) -> None:
+    server = FakeServer(lambda request: reply("ok"))
+    backend = backend_for(server, structured_output=dialect)
+    assert not backend.supports_prefill
+    for on_text in (None, lambda i, d: None):
+        with pytest.raises(BackendError, match=f"'{dialect}' server dialect cannot continue"):
+            await backend.generate([ask(), ask(prefill="Wait")], on_text=on_text)
+    assert server.requests == []  # refused before anything was sent
+
+
 # --- replies ----------------------------------------------------------------------------------
 
 
@@ -193,6 +245,25 @@ async def test_reply_text_usage_and_finish_reason_are_read() -> None:
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (11, 2)
     assert completion.usage.calls == 1
     assert completion.finish_reason == "stop"
+
+
+async def test_mean_logprob_is_the_mean_of_the_token_logprobs() -> None:
+    server = FakeServer(lambda request: with_logprobs(reply("a b c"), -0.5, -1.0, -1.5))
+    [completion] = await backend_for(server).generate([ask(logprobs=True)])
+    assert completion.mean_logprob == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"logprobs": None}, {"logprobs": {"content": None}}, {"logprobs": {"content": []}}],
+    ids=["absent", "null", "null-content", "empty"],
+)
+async def test_without_logprobs_in_the_reply_there_is_no_mean(fields: dict[str, Any]) -> None:
+    payload = reply("ok")
+    payload["choices"][0].update(fields)
+    server = FakeServer(lambda request: payload)
+    [completion] = await backend_for(server).generate([ask(logprobs=True)])
+    assert completion.mean_logprob is None
 
 
 async def test_a_batch_runs_concurrently_within_the_limit_and_keeps_order() -> None:
@@ -274,6 +345,35 @@ async def test_streamed_batch_tags_deltas_with_the_request_index() -> None:
     )
     assert [c.text for c in completions] == ["x!", "y!"]
     assert sorted(deltas) == [(0, "!"), (0, "x"), (1, "!"), (1, "y")]
+
+
+async def test_streamed_logprobs_are_averaged_over_all_chunks() -> None:
+    def logprob_chunk(content: str, *values: float) -> dict[str, Any]:
+        event = chunk(content)
+        entries = [{"token": "t", "logprob": v, "top_logprobs": []} for v in values]
+        event["choices"][0]["logprobs"] = {"content": entries}
+        return event
+
+    body = sse(
+        logprob_chunk("Hel", -0.2),
+        logprob_chunk("lo", -0.4, -0.6),  # a server may put several tokens in one chunk
+        chunk(None, finish="stop"),  # chunks without logprobs add nothing
+    )
+    server = FakeServer(lambda request: httpx.Response(200, content=body))
+    [completion] = await backend_for(server).generate(
+        [ask(logprobs=True)], on_text=lambda i, d: None
+    )
+    assert completion.text == "Hello"
+    assert completion.mean_logprob == pytest.approx(-0.4)
+
+
+async def test_a_stream_without_logprobs_has_no_mean() -> None:
+    body = sse(chunk("a"), chunk(None, finish="stop"))
+    server = FakeServer(lambda request: httpx.Response(200, content=body))
+    [completion] = await backend_for(server).generate(
+        [ask(logprobs=True)], on_text=lambda i, d: None
+    )
+    assert completion.mean_logprob is None
 
 
 async def test_a_stream_cut_short_is_an_error_not_a_short_answer() -> None:
