@@ -4,6 +4,10 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 FLUX := $(VENV)/bin/flux
 PROBLEM ?= What is the sum of the roots of x^2 - 5x + 6 = 0?
+# `make bench MODEL=/path/to/model.gguf` (or an http://…/v1?model=… URL) compares on another model.
+MODEL ?= embedded
+BENCH_LIMIT ?= 5
+BENCH_OUT ?= bench-runs/$(notdir $(basename $(MODEL)))
 
 .PHONY: setup demo test test-unit lint bench clean
 
@@ -33,8 +37,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check flux_agent tests
 	$(VENV)/bin/mypy flux_agent
 
+# Orchestration overhead, then every strategy on a few MATH-train problems (resumable:
+# rerunning continues the same run directory; delete it to start afresh).
 bench: setup
 	$(PY) benchmarks/orchestration_overhead.py
+	$(FLUX) eval --dataset benchmarks/data/math_train_sample.jsonl --limit $(BENCH_LIMIT) \
+		--model $(MODEL) --output $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -129,28 +130,30 @@ async def run_eval(
     written: list[EvalRecord] = []
     slots = asyncio.Semaphore(concurrency)
 
-    with results_path.open("a", encoding="utf-8") as results:
-        if _ends_torn(results_path):
+    if results_path.exists() and _ends_torn(results_path):
+        with results_path.open("a", encoding="utf-8") as results:
             results.write("\n")  # close a line torn by a killed run, so ours start clean
+    # One os.write per record on an O_APPEND file: lines land whole even when two
+    # processes run different strategies into the same directory.
+    results_fd = os.open(results_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-        async def run_one(index: int, item: EvalItem, name: str) -> None:
-            async with slots:
-                record = await evaluate_item(
-                    strategies[name], name, item, sandbox=sandbox, seed=seed + index
-                )
-            # One write per line, flushed: a crash leaves whole lines (and at worst one torn one).
-            results.write(record.model_dump_json() + "\n")
-            results.flush()
-            written.append(record)
-            if on_record is not None:
-                on_record(record)
+    async def run_one(index: int, item: EvalItem, name: str) -> None:
+        async with slots:
+            record = await evaluate_item(
+                strategies[name], name, item, sandbox=sandbox, seed=seed + index
+            )
+        os.write(results_fd, (record.model_dump_json() + "\n").encode("utf-8"))
+        written.append(record)
+        if on_record is not None:
+            on_record(record)
 
-        tasks = [asyncio.ensure_future(run_one(*pair)) for pair in pending]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
+    tasks = [asyncio.ensure_future(run_one(*pair)) for pair in pending]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        os.close(results_fd)
     return written
 
 
