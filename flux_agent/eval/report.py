@@ -7,6 +7,7 @@ interrupted: `write_report(run_dir)`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import statistics
@@ -184,19 +185,22 @@ def _read_run(run_dir: Path) -> tuple[EvalRunInfo | None, list[EvalRecord], int]
         raise ReportError(f"no {RESULTS_FILE} in {run_dir}")
     # A write cut mid-character must not make the whole file unreadable.
     lines = results_path.read_bytes().decode("utf-8", errors="replace").splitlines()
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     latest: dict[tuple[str, str], EvalRecord] = {}
     skipped = 0
     for index, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            record = EvalRecord.model_validate_json(line)
+            data = json.loads(line)
+        except ValueError:
+            # Not JSON at all: a line torn when a run was killed. The runner closes it
+            # with a newline and reruns that pair, so it can sit anywhere in the file.
+            logger.warning("skipping truncated line %d of %s", index + 1, results_path)
+            skipped += 1
+            continue
+        try:
+            record = EvalRecord.model_validate(data)
         except ValidationError as exc:
-            if index == last:
-                logger.warning("skipping truncated last line %d of %s", index + 1, results_path)
-                skipped += 1
-                continue
             raise ReportError(
                 f"{results_path} line {index + 1} is not a valid record: {_first_error(exc)}"
             ) from None
