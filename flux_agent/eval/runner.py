@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from flux_agent.eval.outcome import Outcome, Strategy
 from flux_agent.eval.records import (
     RESULTS_FILE,
     RUN_INFO_FILE,
@@ -28,7 +29,6 @@ from flux_agent.eval.records import (
     EvalRunInfo,
     TokenCount,
 )
-from flux_agent.eval.strategies import Outcome, Strategy
 from flux_agent.verify import Sandbox, SandboxError
 
 

@@ -8,10 +8,7 @@ A strategy is an async callable `(problem, *, seed) -> Outcome`: a final answer
   grouped by mathematical equivalence (Wang et al.).
 - `BestOfN(base, n)`: n samples of `base`, the best by mean token log-probability
   when the backend gives it, otherwise by the model's own grade of each sample.
-- `BudgetForcing`: s1-style control of thinking length (Muennighoff et al.): while
-  the model tries to stop thinking before `min_thinking` tokens, its end marker is
-  replaced by "Wait" and it continues; at `max_thinking` it is cut off and made to
-  answer. Needs a backend that continues a partial reply (`supports_prefill`).
+- `BudgetForcing` (in `budget_forcing.py`): s1-style control of thinking length.
 - `FluxStrategy`: the template-guided agent.
 
 Wrappers take another strategy, so `SelfConsistency(ChainOfThought(...))` and
@@ -24,39 +21,16 @@ import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from flux_agent.agent.runner import FluxAgent
-from flux_agent.backends.base import BackendError, GenerationRequest, LLMBackend, Usage
+from flux_agent.backends.base import GenerationRequest, LLMBackend, Usage
 from flux_agent.eval import prompts
+from flux_agent.eval.budget_forcing import BudgetForcing
+from flux_agent.eval.outcome import SOLVER, TEXT_KEPT, Outcome, Strategy
 from flux_agent.verify import Sandbox, extract_answer
 
-SOLVER = "solver"
 GRADER = "grader"
-
-_TEXT_KEPT = 4000
-"""Characters of a sample's text kept in the details (enough to read what went wrong)."""
-
-
-@dataclass
-class Outcome:
-    """What a strategy produced for one problem."""
-
-    answer: str | None
-    usage: dict[str, Usage] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-    def total(self) -> Usage:
-        return sum(self.usage.values(), Usage())
-
-
-class Strategy(Protocol):
-    """Anything that answers a problem. `seed` makes sampled strategies repeatable."""
-
-    name: str
-
-    async def __call__(self, problem: str, *, seed: int = 0) -> Outcome: ...
 
 
 def _merge(*usages: dict[str, Usage]) -> dict[str, Usage]:
@@ -87,7 +61,7 @@ class ChainOfThought:
         )
         (completion,) = await self.backend.generate([request])
         details: dict[str, Any] = {
-            "text": completion.text[-_TEXT_KEPT:],
+            "text": completion.text[-TEXT_KEPT:],
             "finish_reason": completion.finish_reason,
         }
         if completion.mean_logprob is not None:
@@ -254,75 +228,6 @@ def _score(text: str) -> float:
 
 
 @dataclass
-class BudgetForcing:
-    """s1-style budget forcing: at least `min_thinking` and at most `max_thinking` tokens.
-
-    Each time the model ends its thinking early (it writes the end marker or stops),
-    the marker is dropped, "Wait," is appended and the model continues, at most
-    `max_waits` times. Then "Final Answer: \\boxed{" is appended and the model
-    completes the answer. Generated tokens are summed over every call.
-    """
-
-    backend: LLMBackend
-    min_thinking: int = 256
-    max_thinking: int = 768
-    max_waits: int = 2
-    answer_tokens: int = 48
-    temperature: float = 0.0
-    name: str = "budget-forcing"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_thinking <= self.max_thinking:
-            raise ValueError("budget forcing needs 0 <= min_thinking <= max_thinking")
-
-    async def __call__(self, problem: str, *, seed: int = 0) -> Outcome:
-        if not getattr(self.backend, "supports_prefill", False):
-            raise BackendError(
-                f"budget forcing needs a backend that continues a partial reply; "
-                f"{self.backend.name} cannot (use the in-process llama.cpp or a vLLM server)"
-            )
-        messages = prompts.thinking_messages(problem)
-        thinking, thinking_tokens, waits, usage = "", 0, 0, Usage()
-        while thinking_tokens < self.max_thinking:
-            request = GenerationRequest(
-                messages=messages,
-                max_tokens=self.max_thinking - thinking_tokens,
-                temperature=self.temperature,
-                seed=seed,
-                stop=(*prompts.THINKING_STOPS, "\\boxed"),
-                prefill=thinking,
-            )
-            (completion,) = await self.backend.generate([request])
-            usage = usage + completion.usage
-            thinking += completion.text
-            thinking_tokens += completion.usage.completion_tokens
-            if completion.finish_reason == "length":
-                break
-            if thinking_tokens >= self.min_thinking or waits >= self.max_waits:
-                break
-            thinking = thinking.rstrip() + "\nWait,"
-            waits += 1
-        answer_prefix = f"\n\n{prompts.END_OF_THINKING} \\boxed{{"
-        request = GenerationRequest(
-            messages=messages,
-            max_tokens=self.answer_tokens,
-            temperature=0.0,
-            stop=("\n",),
-            prefill=thinking.rstrip() + answer_prefix,
-        )
-        (completion,) = await self.backend.generate([request])
-        usage = usage + completion.usage
-        answer = extract_answer("\\boxed{" + completion.text)
-        details = {
-            "thinking_tokens": thinking_tokens,
-            "answer_tokens": completion.usage.completion_tokens,
-            "waits": waits,
-            "text": (thinking + answer_prefix + completion.text)[-_TEXT_KEPT:],
-        }
-        return Outcome(answer, {SOLVER: usage}, details)
-
-
-@dataclass
 class FluxStrategy:
     """The template-guided agent, one checkpointed run per problem."""
 
@@ -340,7 +245,7 @@ class FluxStrategy:
             "status": result.status,
             "verified": result.verified,
             "steps": len(result.steps),
-            "checks": Counter(step.check for step in result.steps),
+            "checks": dict(Counter(step.check for step in result.steps)),
             "revisions": len(result.revisions),
             "templates": [step.template_id for step in result.steps],
         }

@@ -10,6 +10,7 @@ import pytest
 
 from flux_agent.backends.base import BackendError, Usage
 from flux_agent.backends.scripted import ScriptedBackend
+from flux_agent.eval.outcome import Outcome
 from flux_agent.eval.records import RESULTS_FILE, EvalItem, EvalRecord, EvalRunInfo
 from flux_agent.eval.runner import (
     RunDirectoryError,
@@ -17,7 +18,7 @@ from flux_agent.eval.runner import (
     prepare_run_dir,
     run_eval,
 )
-from flux_agent.eval.strategies import ChainOfThought, Outcome
+from flux_agent.eval.strategies import ChainOfThought
 
 ITEMS = [
     EvalItem(

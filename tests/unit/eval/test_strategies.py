@@ -12,11 +12,11 @@ from flux_agent.backends.base import BackendError, Completion, GenerationRequest
 from flux_agent.backends.scripted import ScriptedBackend
 from flux_agent.config import AgentSettings
 from flux_agent.eval import prompts
+from flux_agent.eval.budget_forcing import BudgetForcing
+from flux_agent.eval.outcome import SOLVER
 from flux_agent.eval.strategies import (
     GRADER,
-    SOLVER,
     BestOfN,
-    BudgetForcing,
     ChainOfThought,
     FluxStrategy,
     SelfConsistency,
