@@ -247,7 +247,18 @@ class _Progress:
         rate = self.tokens / max(time.perf_counter() - self.began, 1e-9)
         accuracy = " ".join(f"{name} {r}/{n}" for name, (r, n) in self.tally.items())
         errors = f" · [red]{self.errors} errors[/]" if self.errors else ""
-        self.bar.update(self.task, advance=1, stats=f"{accuracy} · {rate:.0f} tok/s{errors}")
+        stats = f"{accuracy} · {rate:.0f} tok/s{errors}"
+        self.bar.update(self.task, advance=1, stats=stats)
+        if not console.is_terminal:
+            # No live bar in a log file: one line per result instead.
+            task = self.bar.tasks[0]
+            mark = "ok" if record.correct else ("error" if record.error else "wrong")
+            console.print(
+                f"[{task.completed:.0f}/{task.total:.0f}] {record.strategy} {record.item_id} "
+                f"{mark} · {record.completion_tokens} tok · {record.wall_s:.1f} s · "
+                + stats.replace("[red]", "").replace("[/]", ""),
+                markup=False,
+            )
 
 
 @eval_app.command("report")
