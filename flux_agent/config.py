@@ -94,7 +94,7 @@ class BackendSettings(_Settings):
             except ValueError:
                 raise ValueError(f"threads and context take whole numbers: {spec!r}") from None
             model = None if path == "embedded" else path
-            return cls(kind="llama_cpp", model=model, **sizes)
+            return cls.model_validate({"kind": "llama_cpp", "model": model, **sizes})
         if spec.startswith(("http://", "https://")):
             parts = urlsplit(spec)
             query = {key: values[-1] for key, values in parse_qs(parts.query).items()}

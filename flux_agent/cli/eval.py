@@ -37,7 +37,7 @@ eval_app = typer.Typer(
     invoke_without_command=True,
 )
 
-_ALL = "cot,self-consistency,best-of-n,budget-forcing,flux"
+_ALL = "cot,self-consistency,best-of-n,budget-forcing,flux-guided,flux"
 
 
 def _split(text: str | None) -> list[str]:
@@ -190,7 +190,7 @@ async def _evaluate(
         console.print(f"[dim]resuming: {len(already)} pairs done, {todo} to go[/]")
 
     agent = None
-    if "flux" in names:
+    if {"flux", "flux-guided"} & set(names):
         with console.status("Loading the template store and models…"):
             agent = create_agent(settings)
         # Trajectories go next to the results, so `flux show --data-dir RUN_DIR` reads them.

@@ -8,7 +8,10 @@ the wording changes; run directories record it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flux_agent.backends.base import Message
+from flux_agent.templates.model import ThoughtTemplate
 
 PROMPT_VERSION = "1"
 
@@ -36,6 +39,33 @@ def cot_messages(problem: str) -> list[Message]:
         {"role": "system", "content": _COT_SYSTEM},
         {"role": "user", "content": problem},
     ]
+
+
+def choose_template_messages(problem: str, templates: Sequence[ThoughtTemplate]) -> list[Message]:
+    """flux-guided: ask the navigator which retrieved technique fits the problem."""
+    options = "\n".join(f"- {t.id}: {t.name}. {t.description}" for t in templates)
+    user = (
+        f"Problem:\n{problem}\n\nTechniques:\n{options}\n\n"
+        "Which technique solves this problem? "
+        'Reply as JSON: {"template_id": "..."}'
+    )
+    return [
+        {"role": "system", "content": "You choose the right technique for a math problem."},
+        {"role": "user", "content": user},
+    ]
+
+
+def guided_messages(problem: str, template: ThoughtTemplate) -> list[Message]:
+    """flux-guided: chain of thought that follows one technique's steps.
+
+    The worked example is left out: small models copy its numbers.
+    """
+    user = (
+        f"A technique that fits this problem:\n{template.render(with_example=False)}\n\n"
+        f"Problem:\n{problem}\n\n"
+        "Solve the problem by following the technique's steps with the problem's own numbers."
+    )
+    return [{"role": "system", "content": _COT_SYSTEM}, {"role": "user", "content": user}]
 
 
 def thinking_messages(problem: str) -> list[Message]:

@@ -9,6 +9,7 @@ A strategy is an async callable `(problem, *, seed) -> Outcome`: a final answer
 - `BestOfN(base, n)`: n samples of `base`, the best by mean token log-probability
   when the backend gives it, otherwise by the model's own grade of each sample.
 - `BudgetForcing` (in `budget_forcing.py`): s1-style control of thinking length.
+- `TemplateGuided` (in `guided.py`): one chain of thought guided by one template.
 - `FluxStrategy`: the template-guided agent.
 
 Wrappers take another strategy, so `SelfConsistency(ChainOfThought(...))` and
@@ -27,6 +28,7 @@ from flux_agent.agent.runner import FluxAgent
 from flux_agent.backends.base import GenerationRequest, LLMBackend, Usage
 from flux_agent.eval import prompts
 from flux_agent.eval.budget_forcing import BudgetForcing
+from flux_agent.eval.guided import TemplateGuided
 from flux_agent.eval.outcome import SOLVER, TEXT_KEPT, Outcome, Strategy
 from flux_agent.verify import Sandbox, extract_answer
 
@@ -255,7 +257,14 @@ class FluxStrategy:
         return Outcome(result.answer, usage, details, error=error)
 
 
-STRATEGY_NAMES = ("cot", "self-consistency", "best-of-n", "budget-forcing", "flux")
+STRATEGY_NAMES = (
+    "cot",
+    "self-consistency",
+    "best-of-n",
+    "budget-forcing",
+    "flux-guided",
+    "flux",
+)
 
 
 @dataclass(frozen=True)
@@ -324,8 +333,17 @@ def build_strategies(
             strategies[name] = BudgetForcing(
                 solver, min_thinking=options.min_thinking, max_thinking=options.max_thinking
             )
-        elif name == "flux":
+        elif name in ("flux", "flux-guided"):
             if agent is None:
-                raise ValueError("the flux strategy needs an agent")
-            strategies[name] = FluxStrategy(agent)
+                raise ValueError(f"the {name} strategy needs an agent")
+            strategies[name] = (
+                FluxStrategy(agent)
+                if name == "flux"
+                else TemplateGuided(
+                    agent.context.navigator,
+                    agent.context.solver,
+                    agent.context.store,
+                    max_tokens=options.max_tokens,
+                )
+            )
     return strategies
