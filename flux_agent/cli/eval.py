@@ -256,8 +256,10 @@ class _Progress:
             console.print(
                 f"[{task.completed:.0f}/{task.total:.0f}] {record.strategy} {record.item_id} "
                 f"{mark} · {record.completion_tokens} tok · {record.wall_s:.1f} s · "
-                + stats.replace("[red]", "").replace("[/]", ""),
+                f"{record.strategy} {self.tally[record.strategy][0]}/"
+                f"{self.tally[record.strategy][1]} so far · {rate:.0f} tok/s",
                 markup=False,
+                soft_wrap=True,
             )
 
 

@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -27,13 +27,6 @@ REPORT_FILE = "report.md"
 PLOT_FILE = "accuracy_vs_tokens.png"
 # Two-sided 95% normal quantile, to full precision so the interval matches references.
 _Z95 = 1.959963984540054
-_LABEL_STYLE: dict[str, Any] = {
-    "textcoords": "offset points",
-    "fontsize": 10,
-    "fontweight": "bold",
-    # A translucent box keeps a label readable where it crosses a grid line or another bar.
-    "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-}
 
 
 class ReportError(ValueError):
@@ -164,7 +157,8 @@ def write_report(run_dir: Path) -> ReportPaths:
     dataset = info.dataset if info else run_dir.name
     n_items = info.items if info else len({r.item_id for r in records})
     paths = ReportPaths(markdown=run_dir / REPORT_FILE, plot=run_dir / PLOT_FILE)
-    _plot_accuracy_vs_tokens(summaries, f"{dataset} (n={n_items})", paths.plot)
+    name = Path(dataset).name if ("/" in dataset and Path(dataset).exists()) else dataset
+    _plot_accuracy_vs_tokens(summaries, f"{name} (n={n_items})", paths.plot)
     markdown = _render_markdown(dataset, info, records, skipped)
     paths.markdown.write_text(markdown, encoding="utf-8")
     return paths
@@ -364,6 +358,9 @@ def _seconds(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def _plot_accuracy_vs_tokens(summaries: Sequence[StrategySummary], title: str, path: Path) -> None:
     # A bare Figure saves to PNG through Agg by itself: no pyplot, so no global backend
     # or figure registry to leak between calls.
@@ -371,31 +368,29 @@ def _plot_accuracy_vs_tokens(summaries: Sequence[StrategySummary], title: str, p
 
     fig = Figure(figsize=(1000 / 120, 650 / 120), dpi=120, layout="constrained")
     ax = fig.add_subplot()
-    ranked = sorted(range(len(summaries)), key=lambda i: summaries[i].completion_tokens)
-    for rank, i in enumerate(ranked):
-        s = summaries[i]
-        x, y, low, high = s.completion_tokens, s.accuracy * 100, s.ci_low * 100, s.ci_high * 100
-        err = [[y - low], [high - y]]
+    # A legend, not labels at the points: strategies often sit at nearly the same
+    # cost and accuracy, where labels would collide; distinct markers keep
+    # overlapping points apart.
+    for i, s in enumerate(summaries):
+        y, low, high = s.accuracy * 100, s.ci_low * 100, s.ci_high * 100
         ax.errorbar(
-            x, y, yerr=err, fmt="o", color=f"C{i % 10}", markersize=8, capsize=5, elinewidth=1.5
+            s.completion_tokens,
+            y,
+            yerr=[[y - low], [high - y]],
+            fmt=_MARKERS[i % len(_MARKERS)],
+            color=f"C{i % 10}",
+            markersize=9,
+            capsize=5,
+            elinewidth=1.5,
+            alpha=0.9,
+            label=f"{s.strategy}: {y:.1f}% at {s.completion_tokens:.0f} tokens",
         )
-        # Label beyond an end of the bar, alternating ends along x so neighbours'
-        # labels do not collide; when the axes end there, or the bar is so long
-        # (small n) that the label would float far from its point, label the side.
-        short = high - low <= 30
-        fits = {"above": short and high <= 93, "below": short and low >= 9}
-        order = ("above", "below") if rank % 2 == 0 else ("below", "above")
-        side = next((name for name in order if fits[name]), "right")
-        anchor, offset, va, ha = {
-            "above": ((x, high), (0, 5), "bottom", "center"),
-            "below": ((x, low), (0, -5), "top", "center"),
-            "right": ((x, y), (10, 0), "center", "left"),
-        }[side]
-        label = f"{s.strategy}\n{y:.1f}%"
-        ax.annotate(label, anchor, xytext=offset, va=va, ha=ha, color=f"C{i % 10}", **_LABEL_STYLE)
+    ax.legend(loc="upper right", fontsize=9, framealpha=0.9)
     max_x = max((s.completion_tokens for s in summaries), default=0.0)
     ax.set_xlim(0, max_x * 1.2 if max_x > 0 else 1)
-    ax.set_ylim(-4, 108)
+    # Room above the highest interval for the legend, on a scale that still shows 0.
+    top = max((s.ci_high * 100 for s in summaries), default=100.0)
+    ax.set_ylim(-2, min(105.0, max(40.0, top * 1.6 + 5)))
     ax.set_xlabel("mean generated (completion) tokens per problem")
     ax.set_ylabel("accuracy (%), 95% Wilson CI")
     ax.set_title(f"Accuracy vs. generated tokens — {title}")
