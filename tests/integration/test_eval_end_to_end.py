@@ -36,14 +36,23 @@ def test_eval_two_strategies_survives_an_interrupt_and_reports(tmp_path: Path) -
     results = run_dir / "results.jsonl"
 
     # Interrupt the first run as soon as one result is on disk, as Ctrl-C would.
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A shell's background jobs ignore SIGINT, and children inherit that (CI may run us
+    # so): restore the default so the child's Python turns SIGINT into KeyboardInterrupt.
+    first = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and first.poll() is None:
         if results.exists() and results.read_text().count("\n") >= 1:
             first.send_signal(signal.SIGINT)
             break
         time.sleep(0.2)
-    first.communicate(timeout=120)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr.decode()[-2000:]  # interrupted, not finished
     before = results.read_text().splitlines()
     assert 1 <= len(before) < 6
 
