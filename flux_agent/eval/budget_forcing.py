@@ -41,7 +41,7 @@ class BudgetForcing:
             raise ValueError("budget forcing needs 0 <= min_thinking <= max_thinking")
 
     async def __call__(self, problem: str, *, seed: int = 0) -> Outcome:
-        if not getattr(self.backend, "supports_prefill", False):
+        if not self.backend.supports_prefill:
             raise BackendError(
                 f"budget forcing needs a backend that continues a partial reply; "
                 f"{self.backend.name} cannot (use the in-process llama.cpp or a vLLM server)"

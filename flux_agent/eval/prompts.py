@@ -33,12 +33,13 @@ _THINKING_SYSTEM = (
 )
 
 
+def _chat(system: str, user: str) -> list[Message]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 def cot_messages(problem: str) -> list[Message]:
     """Chain of thought: step-by-step reasoning ending in a boxed answer."""
-    return [
-        {"role": "system", "content": _COT_SYSTEM},
-        {"role": "user", "content": problem},
-    ]
+    return _chat(_COT_SYSTEM, problem)
 
 
 def choose_template_messages(problem: str, templates: Sequence[ThoughtTemplate]) -> list[Message]:
@@ -49,10 +50,7 @@ def choose_template_messages(problem: str, templates: Sequence[ThoughtTemplate])
         "Which technique solves this problem? "
         'Reply as JSON: {"template_id": "..."}'
     )
-    return [
-        {"role": "system", "content": "You choose the right technique for a math problem."},
-        {"role": "user", "content": user},
-    ]
+    return _chat("You choose the right technique for a math problem.", user)
 
 
 def guided_messages(problem: str, template: ThoughtTemplate) -> list[Message]:
@@ -65,15 +63,12 @@ def guided_messages(problem: str, template: ThoughtTemplate) -> list[Message]:
         f"Problem:\n{problem}\n\n"
         "Solve the problem by following the technique's steps with the problem's own numbers."
     )
-    return [{"role": "system", "content": _COT_SYSTEM}, {"role": "user", "content": user}]
+    return _chat(_COT_SYSTEM, user)
 
 
 def thinking_messages(problem: str) -> list[Message]:
     """Budget forcing: a thinking phase with an explicit end marker, then the answer."""
-    return [
-        {"role": "system", "content": _THINKING_SYSTEM},
-        {"role": "user", "content": problem},
-    ]
+    return _chat(_THINKING_SYSTEM, problem)
 
 
 def self_evaluation_messages(problem: str, solution: str) -> list[Message]:
@@ -83,7 +78,4 @@ def self_evaluation_messages(problem: str, solution: str) -> list[Message]:
         "Check the solution step by step. How likely is its final answer to be correct? "
         'Reply as JSON: {"score": N} with N from 0 (certainly wrong) to 10 (certainly right).'
     )
-    return [
-        {"role": "system", "content": "You are a strict grader of math solutions."},
-        {"role": "user", "content": user},
-    ]
+    return _chat("You are a strict grader of math solutions.", user)

@@ -19,12 +19,14 @@ Wrappers take another strategy, so `SelfConsistency(ChainOfThought(...))` and
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from flux_agent.agent.runner import FluxAgent
+from flux_agent.agent.structured import generate_structured
 from flux_agent.backends.base import GenerationRequest, LLMBackend, Usage
 from flux_agent.eval import prompts
 from flux_agent.eval.budget_forcing import BudgetForcing
@@ -197,36 +199,29 @@ class BestOfN:
         return Outcome(best.answer, usage, details, error=error)
 
     async def _grade(self, problem: str, samples: list[Outcome]) -> tuple[list[float], Usage]:
-        requests = [
-            GenerationRequest(
-                messages=prompts.self_evaluation_messages(
-                    problem, str(sample.details.get("text", sample.answer or ""))
-                ),
-                max_tokens=24,
-                temperature=0.0,
-                json_schema=_SCORE_SCHEMA,
+        """Each sample's grade; an unreadable grade ranks last (-1)."""
+        replies = await asyncio.gather(
+            *(
+                generate_structured(
+                    self.grader,
+                    prompts.self_evaluation_messages(
+                        problem, str(sample.details.get("text", sample.answer or ""))
+                    ),
+                    Grade,
+                    max_tokens=24,
+                    retries=0,
+                )
+                for sample in samples
             )
-            for sample in samples
-        ]
-        completions = await self.grader.generate(requests)
-        usage = sum((completion.usage for completion in completions), Usage())
-        return [_score(completion.text) for completion in completions], usage
+        )
+        scores = [-1.0 if reply.value is None else float(reply.value.score) for reply in replies]
+        return scores, sum((reply.usage for reply in replies), Usage())
 
 
-_SCORE_SCHEMA = {
-    "type": "object",
-    "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 10}},
-    "required": ["score"],
-}
+class Grade(BaseModel):
+    """The model's grade of a candidate solution (best-of-n without log-probabilities)."""
 
-
-def _score(text: str) -> float:
-    """The grade in a self-evaluation reply; an unreadable reply ranks last (-1)."""
-    try:
-        value = json.loads(text[text.find("{") : text.rfind("}") + 1])["score"]
-        return float(value) if 0 <= float(value) <= 10 else -1.0
-    except (ValueError, KeyError, TypeError):
-        return -1.0
+    score: int = Field(ge=0, le=10)
 
 
 @dataclass
@@ -325,7 +320,7 @@ def build_strategies(
         elif name == "best-of-n":
             strategies[name] = BestOfN(shared or sampler(logprobs=True), options.samples, solver)
         elif name == "budget-forcing":
-            if not getattr(solver, "supports_prefill", False):
+            if not solver.supports_prefill:
                 raise ValueError(
                     f"budget-forcing needs a backend that continues a partial reply, and "
                     f"{solver.name} cannot (the in-process llama.cpp and vLLM backends can)"
