@@ -7,11 +7,18 @@ from flux_agent.agent.models import (
     PlanStep,
     Revision,
     RoleUsage,
+    RunSummary,
     SolveResult,
     StepRecord,
     StepResult,
 )
-from flux_agent.agent.runner import FluxAgent, RunNotFound, load_run, validate_problem
+from flux_agent.agent.runner import (
+    FluxAgent,
+    RunNotFound,
+    list_runs,
+    load_run,
+    validate_problem,
+)
 from flux_agent.agent.state import AgentContext, AgentState
 
 __all__ = [
@@ -24,10 +31,12 @@ __all__ = [
     "Revision",
     "RoleUsage",
     "RunNotFound",
+    "RunSummary",
     "SolveResult",
     "StepRecord",
     "StepResult",
     "build_graph",
+    "list_runs",
     "load_run",
     "validate_problem",
 ]

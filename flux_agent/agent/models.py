@@ -122,6 +122,18 @@ class SolveResult(BaseModel):
     failures: list[str]
 
 
+class RunSummary(BaseModel):
+    """One line of the run store's listing."""
+
+    run_id: str
+    problem: str
+    status: Literal["answered", "failed", "interrupted"]
+    answer: str | None
+    verified: bool
+    steps: int = Field(description="Steps carried out so far.")
+    updated_at: str | None = Field(description="When the last checkpoint was written (ISO 8601).")
+
+
 def plan_schema(template_ids: list[str], max_steps: int) -> dict[str, Any]:
     """The Plan schema with template ids pinned to those offered and a step limit.
 

@@ -22,7 +22,14 @@ from typing import Any, Literal
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from flux_agent.agent.graph import build_graph
-from flux_agent.agent.models import Plan, Revision, RoleUsage, SolveResult, StepRecord
+from flux_agent.agent.models import (
+    Plan,
+    Revision,
+    RoleUsage,
+    RunSummary,
+    SolveResult,
+    StepRecord,
+)
 from flux_agent.agent.state import AgentContext, AgentState, initial_state
 
 Event = dict[str, Any]
@@ -113,6 +120,40 @@ async def load_run(runs_path: Path, run_id: str) -> SolveResult:
     if not snapshot.values:
         raise RunNotFound(run_id)
     return result_from_state(run_id, snapshot.values, finished=not snapshot.next)
+
+
+async def list_runs(runs_path: Path, *, limit: int = 20, offset: int = 0) -> list[RunSummary]:
+    """Stored runs, most recently updated first (`offset` skips that many)."""
+    if not Path(runs_path).exists():
+        return []
+    async with AsyncSqliteSaver.from_conn_string(str(runs_path)) as saver:
+        await saver.setup()
+        # Checkpoint ids are time-ordered (uuid6), so a thread's largest is its latest.
+        query = (
+            "SELECT thread_id, MAX(checkpoint_id) AS latest FROM checkpoints "
+            "WHERE checkpoint_ns = '' GROUP BY thread_id ORDER BY latest DESC LIMIT ? OFFSET ?"
+        )
+        async with saver.conn.execute(query, (limit, offset)) as cursor:
+            run_ids = [row[0] for row in await cursor.fetchall()]
+        graph = build_graph(checkpointer=saver)
+        summaries = []
+        for run_id in run_ids:
+            snapshot = await graph.aget_state(_config(run_id))
+            if not snapshot.values:
+                continue
+            result = result_from_state(run_id, snapshot.values, finished=not snapshot.next)
+            summaries.append(
+                RunSummary(
+                    run_id=run_id,
+                    problem=result.problem,
+                    status=result.status,
+                    answer=result.answer,
+                    verified=result.verified,
+                    steps=len(result.steps),
+                    updated_at=snapshot.created_at,
+                )
+            )
+    return summaries
 
 
 def _config(run_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@
     flux library validate | build | search "query" | stats
     flux eval --dataset FILE --strategies cot,self-consistency,flux --output RUN_DIR
     flux eval report RUN_DIR
+    flux serve --port 8080            (HTTP API, OpenAI-compatible facade, web page)
 
 Everything runs offline by default: the embedded SmolLM2 model, Chroma in the
 user's data folder ($FLUX_DATA_DIR overrides it) and the bundled embedding model.
@@ -24,6 +25,7 @@ from rich.markup import escape
 from flux_agent.cli.common import CLIError, errors
 from flux_agent.cli.eval import eval_app
 from flux_agent.cli.library import library_app
+from flux_agent.cli.serve import serve
 from flux_agent.cli.solve import resume, show, solve
 
 __all__ = ["CLIError", "app", "main"]
@@ -38,6 +40,7 @@ app = typer.Typer(
 app.command()(solve)
 app.command()(resume)
 app.command()(show)
+app.command()(serve)
 app.add_typer(library_app, name="library")
 app.add_typer(eval_app, name="eval")
 
