@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -142,7 +142,7 @@ class SolveJob:
             self._released = True
             self._release()
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         """The graph's events; the last is `result`, or `error` (a timeout or a failure)."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         producer = asyncio.create_task(self._produce(queue))

@@ -28,7 +28,7 @@ import importlib.util
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,15 @@ class LlamaCppBackend:
             # it returns and the loop runs callbacks in order, so they have all been
             # delivered when this await resumes.
             emit = None if on_text is None else _emitter(loop, on_text, index)
-            completions.append(await asyncio.to_thread(self._complete, request, emit))
+            # A cancelled caller (a deadline, a closed connection) stops a streamed
+            # generation at its next token instead of leaving it to hold the model.
+            cancelled = threading.Event()
+            try:
+                completion = await asyncio.to_thread(self._complete, request, emit, cancelled)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            completions.append(completion)
         return completions
 
     async def aclose(self) -> None:
@@ -119,7 +127,10 @@ class LlamaCppBackend:
         return None
 
     def _complete(
-        self, request: GenerationRequest, emit: Callable[[str], None] | None
+        self,
+        request: GenerationRequest,
+        emit: Callable[[str], None] | None,
+        cancelled: threading.Event | None = None,
     ) -> Completion:
         if request.prefill and request.json_schema is not None:
             raise BackendError("the llama.cpp backend cannot combine a prefill with a JSON schema")
@@ -145,7 +156,7 @@ class LlamaCppBackend:
                     return dataclasses.replace(completion, mean_logprob=mean)
                 if emit is None:
                     return _from_response(call(**kwargs))
-                return _stream(call(**kwargs, stream=True), emit, prompt_tokens)
+                return _stream(call(**kwargs, stream=True), emit, prompt_tokens, cancelled)
         except BackendError:
             raise
         except Exception as exc:  # e.g. a prompt longer than the context window
@@ -357,12 +368,19 @@ def _from_response(response: dict[str, Any]) -> Completion:
 
 
 def _stream(
-    chunks: Iterable[dict[str, Any]], emit: Callable[[str], None], prompt_tokens: int
+    chunks: Iterator[dict[str, Any]],
+    emit: Callable[[str], None],
+    prompt_tokens: int,
+    cancelled: threading.Event | None = None,
 ) -> Completion:
     pieces: list[str] = []
     logprobs: list[float] = []
     finish_reason = "stop"
     for chunk in chunks:
+        if cancelled is not None and cancelled.is_set():
+            getattr(chunks, "close", lambda: None)()  # ends llama.cpp's generator now
+            finish_reason = "cancelled"
+            break
         choice = chunk["choices"][0]
         delta = _choice_text(choice)
         if delta:

@@ -68,9 +68,7 @@ async def test_unknown_run_and_template_ids_are_404(client):
     assert (await client.get("/v1/nothing-here")).json()["error"]["message"] == "no such route"
 
 
-async def test_the_api_key_guards_every_v1_route_but_not_health(
-    tmp_path, keyword_store, sandbox
-):
+async def test_the_api_key_guards_every_v1_route_but_not_health(tmp_path, keyword_store, sandbox):
     service = make_service(tmp_path, keyword_store, sandbox, api_key="s3cret")
     async with client_for(service) as client:
         missing = await client.get("/v1/runs")

@@ -53,9 +53,8 @@ async def test_finished_runs_are_listed_newest_first_and_read_back(client):
     assert [run["run_id"] for run in listing["runs"]] == ["second", "first"]
     assert listing["runs"][1]["problem"] == PROBLEM and listing["runs"][1]["answer"] == "5"
     assert listing["runs"][1]["updated_at"]
-    assert [r["run_id"] for r in (await client.get("/v1/runs?limit=1&offset=1")).json()["runs"]] == [
-        "first"
-    ]
+    page = (await client.get("/v1/runs?limit=1&offset=1")).json()
+    assert [run["run_id"] for run in page["runs"]] == ["first"]
     stored = (await client.get("/v1/runs/first")).json()
     assert stored == {**first, "timings": stored["timings"]}
 
@@ -110,9 +109,7 @@ async def test_streamed_deadline_ends_with_an_error_event(tmp_path, keyword_stor
 
 async def test_past_the_concurrency_limit_requests_get_429(tmp_path, keyword_store, sandbox):
     solver = SlowBackend(answer_anything, delay=0.2)
-    service = make_service(
-        tmp_path, keyword_store, sandbox, solver=solver, max_concurrent_solves=1
-    )
+    service = make_service(tmp_path, keyword_store, sandbox, solver=solver, max_concurrent_solves=1)
     async with client_for(service) as client:
         first = asyncio.create_task(client.post("/v1/solve", json={"problem": PROBLEM}))
         while service.active_solves == 0:
