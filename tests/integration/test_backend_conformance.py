@@ -247,3 +247,27 @@ async def test_llama_cpp_reports_an_impossible_request_as_a_backend_error() -> N
 def test_llama_cpp_model_path_must_exist(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=str(tmp_path / "absent.gguf")):
         LlamaCppBackend(tmp_path / "absent.gguf")
+
+
+async def test_llama_cpp_cancelled_stream_stops_generating_at_once() -> None:
+    backend = LlamaCppBackend()
+    request = ask("Count from one to one hundred in words, separated by commas.", max_tokens=200)
+    [full] = await backend.generate([request], on_text=lambda i, d: None)
+    assert full.usage.completion_tokens > 120  # left alone, this reply is long
+
+    deltas: list[str] = []
+    started = asyncio.Event()
+
+    def on_text(index: int, delta: str) -> None:
+        deltas.append(delta)
+        started.set()
+
+    task = asyncio.create_task(backend.generate([request], on_text=on_text))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The next call waits for the model's lock, so the cancelled generation has ended.
+    await backend.generate([ask("Say hi.", max_tokens=2)])
+    await asyncio.sleep(0)  # deliver any delta still queued on the loop
+    assert len(deltas) < 40, f"kept generating after the cancel: {len(deltas)} deltas"
