@@ -9,9 +9,9 @@ MODEL ?= embedded
 BENCH_LIMIT ?= 5
 BENCH_OUT ?= bench-runs/$(notdir $(basename $(MODEL)))
 
-.PHONY: setup demo test test-unit lint bench clean
+.PHONY: setup demo serve test test-unit lint bench bench-api clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed app/vendor/katex/katex.min.js
 
 # torch is pinned to the local CPU build through the `cpu` extra; llama-cpp-python
 # compiles from source the first time (about 8 minutes on 2 cores; pip caches the wheel).
@@ -21,9 +21,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --progress-bar off -e '.[cpu,dev]'
 	touch $@
 
+# KaTeX for the web page, installed from the npm registry (never fetched at run time).
+# Without npm the page still works and shows LaTeX as plain text.
+app/vendor/katex/katex.min.js: app/package.json app/package-lock.json
+	bash app/build.sh
+
 demo: setup
 	$(FLUX) library build
 	$(FLUX) solve "$(PROBLEM)"
+
+serve: setup
+	$(FLUX) serve
 
 test: setup
 	$(FLUX) library validate
@@ -44,5 +52,9 @@ bench: setup
 	$(FLUX) eval --dataset benchmarks/data/math_train_sample.jsonl --limit $(BENCH_LIMIT) \
 		--model $(MODEL) --output $(BENCH_OUT)
 
+# Latency to the first streamed event and per-solve API overhead against the CLI.
+bench-api: setup
+	$(PY) benchmarks/api_overhead.py --model $(MODEL)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache app/node_modules app/vendor
