@@ -16,7 +16,8 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 cd "$APP_DIR"
-npm ci --no-audit --no-fund
+# --ignore-scripts: nothing here needs an install script (one dependency would phone home).
+npm ci --no-audit --no-fund --ignore-scripts
 
 DIST="$APP_DIR/node_modules/katex/dist"
 # Rebuild the vendor folder from scratch so stale files never linger.
@@ -26,4 +27,10 @@ cp "$DIST/katex.min.js" "$DIST/katex.min.css" "$VENDOR_DIR/"
 cp "$DIST/contrib/auto-render.min.js" "$VENDOR_DIR/"
 cp -R "$DIST/fonts" "$VENDOR_DIR/fonts"
 
-echo "app/build.sh: KaTeX $(node -p "require('./node_modules/katex/package.json').version" 2>/dev/null || echo '?') vendored into app/vendor/katex/"
+# Swagger UI for the API docs at /docs (FastAPI would otherwise load it from a CDN).
+SWAGGER_DIR="$APP_DIR/vendor/swagger-ui"
+rm -rf "$SWAGGER_DIR"
+mkdir -p "$SWAGGER_DIR"
+cp node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css,favicon-32x32.png} "$SWAGGER_DIR/"
+
+echo "app/build.sh: KaTeX $(node -p "require('./node_modules/katex/package.json').version" 2>/dev/null || echo '?') and Swagger UI vendored into app/vendor/"

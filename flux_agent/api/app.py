@@ -18,7 +18,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -75,11 +76,13 @@ def create_app(service: FluxService, *, app_dir: Path | None = None) -> FastAPI:
         "model named `flux`. When the server has an API key, every `/v1` route needs "
         "`Authorization: Bearer <key>`.",
         lifespan=lifespan,
+        docs_url=None,
     )
     app.state.service = service
     app.include_router(router)
     _add_error_handlers(app)
     folder = app_dir or default_app_path()
+    _add_docs(app, folder / "vendor" / "swagger-ui")
     if (folder / "index.html").is_file():
         app.mount("/", StaticFiles(directory=folder, html=True), name="web")
     else:
@@ -88,6 +91,27 @@ def create_app(service: FluxService, *, app_dir: Path | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
     app.add_middleware(APIKeyGuard, api_key=service.limits.api_key)
     return app
+
+
+def _add_docs(app: FastAPI, swagger: Path) -> None:
+    """Swagger UI at /docs, from the copy `app/build.sh` vendors (FastAPI's default is a CDN)."""
+    local = (swagger / "swagger-ui-bundle.js").is_file()
+    if local:
+        app.mount("/docs-assets", StaticFiles(directory=swagger), name="docs-assets")
+    else:
+        logger.warning("Swagger UI is not vendored (run app/build.sh); /docs loads it from a CDN")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if not local:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="flux-agent API")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="flux-agent API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def error_response(

@@ -102,3 +102,20 @@ async def test_an_unexpected_failure_is_a_plain_500(tmp_path, keyword_store, san
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "server_error"
     assert "secret internals" not in response.text and "Traceback" not in response.text
+
+
+async def test_docs_and_the_web_page_are_served_without_a_cdn(tmp_path, keyword_store, sandbox):
+    from flux_agent.api import default_app_path
+
+    service = make_service(tmp_path, keyword_store, sandbox, api_key="k")
+    async with client_for(service) as client:
+        page = await client.get("/")
+        docs = await client.get("/docs")
+        schema = await client.get("/openapi.json")
+    assert page.status_code == 200 and "<html" in page.text
+    assert docs.status_code == 200 and schema.status_code == 200
+    assert "/v1/chat/completions" in schema.json()["paths"]
+    if (default_app_path() / "vendor" / "swagger-ui" / "swagger-ui-bundle.js").exists():
+        assert "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+        asset = await client_for(service).get("/docs-assets/swagger-ui.css")
+        assert asset.status_code == 200
