@@ -97,8 +97,14 @@ class FluxAgent:
                 if not snapshot.values:
                     raise RunNotFound(run_id)
             yield {"type": "run", "run_id": run_id, "resumed": start is None}
+            # durability="sync": each checkpoint is on disk before the next node starts, so
+            # a run cancelled at any moment (deadline, closed connection) can be resumed.
             async for mode, payload in graph.astream(
-                start, config, context=self.context, stream_mode=["custom", "updates"]
+                start,
+                config,
+                context=self.context,
+                stream_mode=["custom", "updates"],
+                durability="sync",
             ):
                 if mode == "custom":
                     yield payload

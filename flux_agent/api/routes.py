@@ -7,6 +7,7 @@ every error live in `FluxService`. Streams are server-sent events (`sse.py`).
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -66,9 +67,11 @@ def get_service(request: Request) -> FluxService:
 Service = Annotated[FluxService, Depends(get_service)]
 
 
-def _events_response(job: SolveJob) -> StreamingResponse:
+def _events_response(stream: AsyncIterator[bytes], job: SolveJob) -> StreamingResponse:
+    # Under uvicorn (ASGI 2.3) Starlette watches for the client leaving and cancels the
+    # stream at once, which cancels the solve; the job's slot is then given back.
     return StreamingResponse(
-        event_stream(job.events()),
+        stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         background=BackgroundTask(job.release),
@@ -99,7 +102,7 @@ async def solve(request: SolveRequest, service: Service) -> Any:
     """Solve a problem; with `stream: true`, watch it as server-sent events."""
     job = await service.start_solve(request)
     if request.stream:
-        return _events_response(job)
+        return _events_response(event_stream(job.events()), job)
     return await job.result()
 
 
@@ -132,7 +135,7 @@ async def resume(
     request = request or ResumeRequest()
     job = await service.start_resume(run_id, request)
     if request.stream:
-        return _events_response(job)
+        return _events_response(event_stream(job.events()), job)
     return await job.result()
 
 
@@ -187,10 +190,5 @@ async def chat_completions(request: ChatCompletionRequest, service: Service) -> 
     job = service.start_chat(request)
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        return StreamingResponse(
-            openai_stream(chat_chunks(job, include_usage)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            background=BackgroundTask(job.release),
-        )
+        return _events_response(openai_stream(chat_chunks(job, include_usage)), job)
     return chat_completion(await job.result(), int(time.time()))

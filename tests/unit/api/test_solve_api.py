@@ -153,3 +153,17 @@ async def test_a_backend_failure_is_a_clear_503_without_a_traceback(
     assert error["type"] == "unavailable" and error["run_id"]
     assert "script exhausted" in error["message"] and "Traceback" not in response.text
     assert service.active_solves == 0
+
+
+async def test_a_silent_stream_sends_keepalive_comments(
+    tmp_path, keyword_store, sandbox, monkeypatch
+):
+    from flux_agent.api import SolveJob
+
+    monkeypatch.setattr(SolveJob, "keepalive_s", 0.05)
+    solver = SlowBackend(answer_anything, delay=0.3)
+    service = make_service(tmp_path, keyword_store, sandbox, solver=solver)
+    async with client_for(service) as client:
+        response = await client.post("/v1/solve", json={"problem": PROBLEM, "stream": True})
+    assert ": keep-alive\n\n" in response.text
+    assert parse_sse(response.text)[-1][0] == "result"  # comments do not disturb the events
