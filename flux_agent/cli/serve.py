@@ -75,6 +75,8 @@ def serve(
         name, sep, spec = item.partition("=")
         if not sep or not name.strip():
             raise CLIError(f"--backend takes NAME=SPEC, got {item!r}")
+        if name.strip() in ("navigator", "solver"):
+            raise CLIError(f"--backend {name}: the name is taken (set it with --{name})")
         try:
             extra[name.strip()] = BackendSettings.from_spec(spec)
         except ValueError as exc:

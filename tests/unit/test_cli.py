@@ -40,10 +40,21 @@ def test_bad_input_is_a_cli_error_not_a_traceback(tmp_path):
 def test_help_explains_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("solve", "resume", "show", "library"):
+    for command in ("solve", "resume", "show", "library", "eval", "serve"):
         assert command in result.output
 
 
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("flux-agent ")
+
+
+def test_serve_rejects_bad_options_before_loading_anything(tmp_path):
+    backend = runner.invoke(
+        app, ["serve", "--backend", "no-equals-sign", "--data-dir", str(tmp_path)]
+    )
+    assert isinstance(backend.exception, CLIError) and "NAME=SPEC" in str(backend.exception)
+    spec = runner.invoke(app, ["serve", "--backend", "big=ftp://x", "--data-dir", str(tmp_path)])
+    assert isinstance(spec.exception, CLIError) and "--backend big" in str(spec.exception)
+    help_text = runner.invoke(app, ["serve", "--help"]).output
+    assert "FLUX_API_KEY" in help_text and "429" in help_text
