@@ -36,10 +36,19 @@ class Budgets(_Request):
     max_total_tokens: int | None = Field(default=None, ge=256, le=200_000)
 
 
+Strategy = Literal["flux", "cot", "self-consistency", "best-of-n", "budget-forcing", "flux-guided"]
+"""The agent (`flux`) or one of the baselines of `flux eval`."""
+
+
 class SolveRequest(_Request):
     """`POST /v1/solve`."""
 
     problem: str = Field(min_length=1, max_length=MAX_PROBLEM_CHARS, pattern=r"\S")
+    strategy: Strategy = Field(
+        default="flux",
+        description="`flux` runs the agent (stored, resumable, streamed step by step); the "
+        "baselines answer directly and are not stored as runs.",
+    )
     stream: bool = Field(default=False, description="Stream the graph's events as SSE.")
     expected: str | None = Field(
         default=None, max_length=1000, description="A reference answer to score against."

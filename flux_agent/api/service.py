@@ -26,7 +26,14 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from flux_agent.agent import AgentContext, FluxAgent, RunNotFound, SolveResult
+from flux_agent.agent import (
+    AgentContext,
+    FluxAgent,
+    RoleUsage,
+    RunNotFound,
+    SolveResult,
+    validate_problem,
+)
 from flux_agent.agent.runner import Event, list_runs, load_run
 from flux_agent.api.protocol import (
     CHAT_MODEL,
@@ -45,6 +52,7 @@ from flux_agent.api.protocol import (
 )
 from flux_agent.backends import BackendError, LLMBackend, build_backend
 from flux_agent.config import AgentSettings, BackendSettings, Settings
+from flux_agent.eval.outcome import Strategy
 from flux_agent.templates import StoreError, TemplateStore, ThoughtTemplate
 from flux_agent.templates.admission import Admission
 from flux_agent.templates.embeddings import TextEmbedder
@@ -248,6 +256,13 @@ class FluxService:
             )
         run_id = request.run_id or uuid.uuid4().hex[:12]
         problem, expected = request.problem, request.expected
+        if request.strategy != "flux":
+            baseline = self._baseline(request, agent)
+            return self._admit(
+                run_id,
+                lambda: baseline_events(baseline, run_id, problem, expected, self.sandbox),
+                request.timeout_s,
+            )
 
         def events() -> AsyncIterator[Event]:
             return agent.stream(problem, run_id=run_id, expected=expected)
@@ -278,6 +293,24 @@ class FluxService:
         agent = self._agent(None, None, solve.budgets)
         run_id = uuid.uuid4().hex[:12]
         return self._admit(run_id, lambda: agent.stream(problem, run_id=run_id), None)
+
+    def _baseline(self, request: SolveRequest, agent: FluxAgent) -> Strategy:
+        from flux_agent.eval.strategies import StrategyOptions, build_strategies
+
+        budget = request.budgets.max_total_tokens if request.budgets else None
+        options = StrategyOptions(max_tokens=budget or StrategyOptions.max_tokens)
+        try:
+            strategies = build_strategies(
+                [request.strategy],
+                solver=agent.context.solver,
+                sandbox=self.sandbox,
+                agent=agent,
+                options=options,
+            )
+        except ValueError as exc:
+            field = [FieldError(field="strategy", message=str(exc))]
+            raise InvalidRequest(str(exc), fields=field) from None
+        return strategies[request.strategy]
 
     def _admit(
         self,
@@ -472,6 +505,52 @@ async def chat_chunks(job: SolveJob, include_usage: bool) -> AsyncIterator[dict[
             else:
                 delta = {"reasoning_content": event["delta"]} if kind == "step_text" else {}
                 yield chat_chunk(job.run_id, created, delta, flux_event=event)
+
+
+async def baseline_events(
+    strategy: Strategy, run_id: str, problem: str, expected: str | None, sandbox: Sandbox
+) -> AsyncIterator[Event]:
+    """A baseline's answer as the agent's event sequence: `run`, `answer`, `result`."""
+    yield {"type": "run", "run_id": run_id, "resumed": False, "strategy": strategy.name}
+    began = time.perf_counter()
+    outcome = await strategy(validate_problem(problem))
+    correct = None
+    if expected is not None:
+        correct = outcome.answer is not None and await asyncio.to_thread(
+            sandbox.equivalent, outcome.answer, expected
+        )
+    verification = f"not checked: the {strategy.name} baseline checks no steps"
+    yield {
+        "type": "answer",
+        "answer": outcome.answer,
+        "verified": False,
+        "verification": verification,
+        "correct": correct,
+    }
+    usage = {
+        role: RoleUsage(
+            prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, calls=u.calls
+        )
+        for role, u in outcome.usage.items()
+    }
+    result = SolveResult(
+        run_id=run_id,
+        problem=problem,
+        status="answered" if outcome.answer else "failed",
+        answer=outcome.answer,
+        verified=False,
+        verification=verification,
+        expected=expected,
+        correct=correct,
+        plan=None,
+        steps=[],
+        revisions=[],
+        usage=usage,
+        llm_calls=sum(u.calls for u in usage.values()),
+        timings={"total": round(time.perf_counter() - began, 4)},
+        failures=[outcome.error] if outcome.error else [],
+    )
+    yield {"type": "result", "result": result}
 
 
 async def _backend_check(

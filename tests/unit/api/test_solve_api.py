@@ -167,3 +167,25 @@ async def test_a_silent_stream_sends_keepalive_comments(
         response = await client.post("/v1/solve", json={"problem": PROBLEM, "stream": True})
     assert ": keep-alive\n\n" in response.text
     assert parse_sse(response.text)[-1][0] == "result"  # comments do not disturb the events
+
+
+async def test_a_baseline_strategy_answers_with_the_same_result_shape(
+    tmp_path, keyword_store, sandbox
+):
+    solver = ScriptedBackend(lambda request: "The roots are 2 and 3, so the sum is \\boxed{5}.")
+    service = make_service(tmp_path, keyword_store, sandbox, solver=solver)
+    body = {"problem": PROBLEM, "strategy": "cot", "expected": "5", "stream": True}
+    async with client_for(service) as client:
+        events = parse_sse((await client.post("/v1/solve", json=body)).text)
+        result = events[-1][1]["result"]
+        stored = await client.get(f"/v1/runs/{result['run_id']}")
+        unknown = await client.post("/v1/solve", json={"problem": PROBLEM, "strategy": "magic"})
+
+    assert [name for name, _ in events] == ["run", "answer", "result"]
+    assert events[0][1]["strategy"] == "cot"
+    assert result["answer"] == "5" and result["correct"] is True
+    assert result["verified"] is False and "checks no steps" in result["verification"]
+    assert result["plan"] is None and result["usage"]["solver"]["calls"] == 1
+    assert stored.status_code == 404  # baselines are not runs of the agent: nothing is stored
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["fields"][0]["field"] == "strategy"
