@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from flux_agent.api import create_app, default_app_path
-from tests.integration.conftest import _free_port
+from tests.integration.conftest import serve_in_thread
 from tests.unit.api.conftest import SlowBackend, answer_anything, make_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,18 +53,8 @@ def server(tmp_path, keyword_store, sandbox) -> Iterator[str]:
         navigator=SlowBackend(answer_anything, delay=0.3),
         solver=SlowBackend(answer_anything, delay=0.3),
     )
-    port = _free_port()
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(service)) as base:
+        yield base
 
 
 def test_solve_runs_and_templates_in_the_browser(server: str) -> None:

@@ -4,16 +4,14 @@ a client that goes away stops its solve, frees its slot and leaves a resumable r
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from flux_agent.api import FluxService, create_app
-from tests.integration.conftest import _free_port
+from tests.integration.conftest import serve_in_thread
 from tests.unit.api.conftest import PROBLEM, SlowBackend, answer_anything, make_service
 
 pytestmark = pytest.mark.integration
@@ -23,18 +21,8 @@ pytestmark = pytest.mark.integration
 def served(tmp_path, keyword_store, sandbox) -> Iterator[tuple[str, FluxService, SlowBackend]]:
     solver = SlowBackend(answer_anything, delay=1.0)
     service = make_service(tmp_path, keyword_store, sandbox, solver=solver)
-    port = _free_port()
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", service, solver
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(service)) as base:
+        yield base, service, solver
 
 
 def test_a_closed_stream_stops_the_solve_and_the_run_can_be_resumed(served) -> None:

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from flux_agent.templates import load_library
-from tests.integration.conftest import _free_port, _stop
+from tests.integration.conftest import _free_port, _stop, wait_for_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,18 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"flux serve exited at start:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"flux serve did not answer within {START_TIMEOUT_S:g} s")
-            time.sleep(0.5)
+        wait_for_server(process, f"{base}/healthz", log_path, START_TIMEOUT_S)
         yield base
     finally:
         _stop(process, grace_s=20)
