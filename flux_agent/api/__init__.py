@@ -7,7 +7,9 @@
 """
 
 from flux_agent.api.app import create_app, default_app_path, open_service
-from flux_agent.api.service import FluxService, ServiceError, ServiceLimits, SolveJob
+from flux_agent.api.errors import ServiceError
+from flux_agent.api.jobs import SolveJob
+from flux_agent.api.service import FluxService, ServiceLimits
 
 __all__ = [
     "FluxService",

@@ -24,14 +24,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from flux_agent import __version__
+from flux_agent.api.errors import ServiceError, field_errors
 from flux_agent.api.middleware import APIKeyGuard, BodyLimit
 from flux_agent.api.routes import router
-from flux_agent.api.service import (
-    FluxService,
-    ServiceError,
-    ServiceLimits,
-    field_errors,
-)
+from flux_agent.api.service import FluxService, ServiceLimits
 from flux_agent.config import BackendSettings, Settings
 
 logger = logging.getLogger(__name__)

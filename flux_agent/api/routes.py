@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from flux_agent.agent import SolveResult
+from flux_agent.api.chat import chat_chunks
+from flux_agent.api.jobs import SolveJob
 from flux_agent.api.protocol import (
     CHAT_MODEL,
     RUN_ID_PATTERN,
@@ -30,7 +32,7 @@ from flux_agent.api.protocol import (
     TemplateSearch,
     chat_completion,
 )
-from flux_agent.api.service import FluxService, SolveJob, chat_chunks
+from flux_agent.api.service import FluxService
 from flux_agent.api.sse import event_stream, openai_stream
 from flux_agent.templates import ThoughtTemplate
 

@@ -5,39 +5,43 @@ the sandbox, the run store) and enforces the limits: at most
 `max_concurrent_solves` solves at once (`Busy` past that, never a queue that
 grows without bound) and a deadline per solve (`SolveTimeout`, the run's
 checkpoint kept so it can be resumed). Failures are `ServiceError`s with a
-`kind`; the routes turn kinds into status codes.
-
-A solve is a `SolveJob`: its events come from a producer task feeding a queue,
-so a deadline or a vanished client cancels the graph cleanly, between nodes or
-mid-generation, and the job's slot is always given back.
+`kind` (`errors.py`); the routes turn kinds into status codes. A solve is a
+`SolveJob` (`jobs.py`), consumed as events or as one result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from flux_agent.agent import (
     AgentContext,
     FluxAgent,
-    RoleUsage,
     RunNotFound,
     SolveResult,
-    validate_problem,
 )
 from flux_agent.agent.runner import Event, list_runs, load_run
+from flux_agent.api.chat import chat_budgets
+from flux_agent.api.errors import (
+    Busy,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+    field_errors,
+    first_message,
+)
+from flux_agent.api.jobs import SolveJob, baseline_events
 from flux_agent.api.protocol import (
     CHAT_MODEL,
-    Budgets,
     ChatCompletionRequest,
     FieldError,
     Health,
@@ -47,63 +51,17 @@ from flux_agent.api.protocol import (
     TemplateCreated,
     TemplateHit,
     TemplateSearch,
-    chat_chunk,
-    chat_usage,
 )
 from flux_agent.backends import BackendError, LLMBackend, build_backend
 from flux_agent.config import AgentSettings, BackendSettings, Settings
 from flux_agent.eval.outcome import Strategy
-from flux_agent.templates import StoreError, TemplateStore, ThoughtTemplate
+from flux_agent.templates import TemplateStore, ThoughtTemplate
 from flux_agent.templates.admission import Admission
 from flux_agent.templates.embeddings import TextEmbedder
 from flux_agent.templates.model import DOMAINS
 from flux_agent.verify.sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
-
-
-class ServiceError(Exception):
-    """A request the service cannot carry out; `kind` says which kind of failure."""
-
-    kind: ClassVar[str] = "server_error"
-
-    def __init__(
-        self, message: str, *, fields: list[FieldError] | None = None, run_id: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
-        self.run_id = run_id
-
-
-class InvalidRequest(ServiceError):
-    kind = "invalid_request_error"
-
-
-class NotFound(ServiceError):
-    kind = "not_found"
-
-
-class Conflict(ServiceError):
-    kind = "conflict"
-
-
-class Busy(ServiceError):
-    kind = "rate_limit"
-
-
-class SolveTimeout(ServiceError):
-    kind = "timeout"
-
-
-class Unavailable(ServiceError):
-    kind = "unavailable"
-
-
-_ERRORS: dict[str, type[ServiceError]] = {
-    cls.kind: cls
-    for cls in (ServiceError, InvalidRequest, NotFound, Conflict, Busy, SolveTimeout, Unavailable)
-}
 
 
 class ServiceLimits(BaseModel):
@@ -113,96 +71,6 @@ class ServiceLimits(BaseModel):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_concurrent_solves: int = Field(default=2, ge=1)
     solve_timeout_s: float = Field(default=600.0, gt=0, description="Also the cap per request.")
-
-
-def error_event(error: ServiceError) -> Event:
-    detail: dict[str, Any] = {"type": error.kind, "message": error.message}
-    if error.run_id:
-        detail["run_id"] = error.run_id
-    return {"type": "error", "error": detail}
-
-
-class SolveJob:
-    """One admitted solve: iterate `events()` (streaming) or await `result()`, once.
-
-    A `keepalive` event is yielded after `keepalive_s` seconds without another, so a
-    stream stays visibly alive through a long silent generation.
-    """
-
-    keepalive_s: ClassVar[float] = 15.0
-
-    def __init__(
-        self,
-        run_id: str,
-        events: Callable[[], AsyncIterator[Event]],
-        timeout_s: float,
-        release: Callable[[], None],
-    ) -> None:
-        self.run_id = run_id
-        self._make_events = events
-        self._timeout_s = timeout_s
-        self._release = release
-        self._released = False
-
-    def release(self) -> None:
-        """Give the solve slot back (idempotent; `events()` does it when it ends)."""
-        if not self._released:
-            self._released = True
-            self._release()
-
-    async def events(self) -> AsyncGenerator[Event, None]:
-        """The graph's events; the last is `result`, or `error` (a timeout or a failure)."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(queue))
-        try:
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), self.keepalive_s)
-                except TimeoutError:
-                    yield {"type": "keepalive"}
-                    continue
-                if event is None:
-                    break
-                yield event
-        finally:
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await producer
-            self.release()
-
-    async def result(self) -> SolveResult:
-        async with contextlib.aclosing(self.events()) as events:
-            async for event in events:
-                if event["type"] == "result":
-                    result: SolveResult = event["result"]
-                    return result
-                if event["type"] == "error":
-                    detail = event["error"]
-                    error = _ERRORS[detail["type"]]
-                    raise error(detail["message"], run_id=detail.get("run_id"))
-        raise ServiceError("the solve ended without a result", run_id=self.run_id)
-
-    async def _produce(self, queue: asyncio.Queue[Event | None]) -> None:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                async for event in self._make_events():
-                    queue.put_nowait(event)
-        except TimeoutError:
-            message = (
-                f"the solve took longer than {self._timeout_s:g} s and was stopped; "
-                f"its progress is saved: POST /v1/runs/{self.run_id}/resume continues it"
-            )
-            queue.put_nowait(error_event(SolveTimeout(message, run_id=self.run_id)))
-        except RunNotFound:
-            queue.put_nowait(error_event(NotFound(f"no run with id {self.run_id!r}")))
-        except (BackendError, StoreError) as exc:
-            queue.put_nowait(error_event(Unavailable(str(exc), run_id=self.run_id)))
-        except Exception:
-            logger.exception("solve %s failed", self.run_id)
-            message = "the solve failed with an internal error (details are in the server log)"
-            queue.put_nowait(error_event(ServiceError(message, run_id=self.run_id)))
-        finally:
-            queue.put_nowait(None)
 
 
 class FluxService:
@@ -287,9 +155,9 @@ class FluxService:
                 fields=[FieldError(field="messages", message="no user message with text")],
             )
         try:
-            solve = SolveRequest(problem=problem, budgets=_chat_budgets(request))
+            solve = SolveRequest(problem=problem, budgets=chat_budgets(request))
         except ValidationError as exc:
-            raise InvalidRequest(_first_message(exc), fields=field_errors(exc)) from None
+            raise InvalidRequest(first_message(exc), fields=field_errors(exc)) from None
         agent = self._agent(None, None, solve.budgets)
         run_id = uuid.uuid4().hex[:12]
         return self._admit(run_id, lambda: agent.stream(problem, run_id=run_id), None)
@@ -339,7 +207,7 @@ class FluxService:
         try:
             agent_settings = AgentSettings(**{**self.settings.agent.model_dump(), **overrides})
         except ValidationError as exc:
-            raise InvalidRequest(_first_message(exc), fields=field_errors(exc, "budgets")) from None
+            raise InvalidRequest(first_message(exc), fields=field_errors(exc, "budgets")) from None
         context = AgentContext(
             navigator=self._backend(navigator or self.default_navigator, "navigator"),
             solver=self._backend(solver or self.default_solver, "solver"),
@@ -425,7 +293,7 @@ class FluxService:
             template = ThoughtTemplate.model_validate(payload)
         except ValidationError as exc:
             raise InvalidRequest(
-                f"the template is not valid: {_first_message(exc)}", fields=field_errors(exc)
+                f"the template is not valid: {first_message(exc)}", fields=field_errors(exc)
             ) from None
         admission = await self._admission_for_library()
         rejections = await asyncio.to_thread(admission.judge, template, self.sandbox)
@@ -476,83 +344,6 @@ class FluxService:
             await backend.aclose()
 
 
-async def chat_chunks(job: SolveJob, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
-    """A solve as `chat.completion.chunk`s: step text as reasoning, the answer as content.
-
-    Every chunk also carries the graph event it came from in `flux_event`; the last
-    content chunk carries the whole `SolveResult` in `flux`. An error becomes an
-    OpenAI-style `{"error": ...}` object, which OpenAI clients raise as an exception.
-    """
-    created = int(time.time())
-    yield chat_chunk(job.run_id, created, {"role": "assistant", "content": ""})
-    async with contextlib.aclosing(job.events()) as events:
-        async for event in events:
-            kind = event["type"]
-            if kind == "keepalive":
-                yield event
-            elif kind == "error":
-                yield {"error": event["error"]}
-                return
-            elif kind == "result":
-                result: SolveResult = event["result"]
-                answer = {"content": result.answer or ""}
-                flux = result.model_dump(mode="json")
-                yield chat_chunk(job.run_id, created, answer, finish_reason="stop", flux=flux)
-                if include_usage:
-                    usage = chat_usage(result).model_dump()
-                    yield {**chat_chunk(job.run_id, created, {}, usage=usage), "choices": []}
-                return
-            else:
-                delta = {"reasoning_content": event["delta"]} if kind == "step_text" else {}
-                yield chat_chunk(job.run_id, created, delta, flux_event=event)
-
-
-async def baseline_events(
-    strategy: Strategy, run_id: str, problem: str, expected: str | None, sandbox: Sandbox
-) -> AsyncIterator[Event]:
-    """A baseline's answer as the agent's event sequence: `run`, `answer`, `result`."""
-    yield {"type": "run", "run_id": run_id, "resumed": False, "strategy": strategy.name}
-    began = time.perf_counter()
-    outcome = await strategy(validate_problem(problem))
-    correct = None
-    if expected is not None:
-        correct = outcome.answer is not None and await asyncio.to_thread(
-            sandbox.equivalent, outcome.answer, expected
-        )
-    verification = f"not checked: the {strategy.name} baseline checks no steps"
-    yield {
-        "type": "answer",
-        "answer": outcome.answer,
-        "verified": False,
-        "verification": verification,
-        "correct": correct,
-    }
-    usage = {
-        role: RoleUsage(
-            prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, calls=u.calls
-        )
-        for role, u in outcome.usage.items()
-    }
-    result = SolveResult(
-        run_id=run_id,
-        problem=problem,
-        status="answered" if outcome.answer else "failed",
-        answer=outcome.answer,
-        verified=False,
-        verification=verification,
-        expected=expected,
-        correct=correct,
-        plan=None,
-        steps=[],
-        revisions=[],
-        usage=usage,
-        llm_calls=sum(u.calls for u in usage.values()),
-        timings={"total": round(time.perf_counter() - began, 4)},
-        failures=[outcome.error] if outcome.error else [],
-    )
-    yield {"type": "result", "result": result}
-
-
 async def _backend_check(
     live: LLMBackend | None, configured: LLMBackend | BackendSettings
 ) -> tuple[bool, str]:
@@ -585,26 +376,3 @@ async def _backend_check(
     if importlib.util.find_spec("vllm") is None:
         return False, "vllm is not installed (pip install 'flux-agent[vllm]', needs a GPU)"
     return True, f"ok: {described}"
-
-
-def field_errors(exc: Any, prefix: str = "") -> list[FieldError]:
-    """Pydantic's (or FastAPI's) errors as `field: message` pairs (`steps.2`, `example.answer`)."""
-    fields = []
-    for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"] if part not in _PLACES)
-        name = ".".join(part for part in (prefix, location) if part) or "<body>"
-        fields.append(FieldError(field=name, message=error["msg"]))
-    return fields
-
-
-_PLACES = ("body", "query", "path", "header")
-
-
-def _first_message(exc: ValidationError) -> str:
-    first = field_errors(exc)[0]
-    return f"{first.field}: {first.message}"
-
-
-def _chat_budgets(request: ChatCompletionRequest) -> Budgets | None:
-    limit = request.max_completion_tokens or request.max_tokens
-    return Budgets(max_total_tokens=limit) if limit else None
