@@ -18,7 +18,7 @@ setup: $(VENV)/.installed app/vendor/katex/katex.min.js
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar off -e '.[cpu,dev]'
+	$(PY) -m pip install --progress-bar off -e '.[cpu,dev,train]'
 	touch $@
 
 # KaTeX for the web page, installed from the npm registry (never fetched at run time).

@@ -15,7 +15,7 @@ from flux_agent.templates.model import ThoughtTemplate
 
 PROMPT_VERSION = "2"
 
-_NAVIGATOR_SYSTEM = (
+NAVIGATOR_SYSTEM = (
     "You are a math navigator. You do not solve problems; you plan how to solve them "
     "by choosing techniques (templates) from a library and ordering them into steps. "
     "Reply with JSON only."
@@ -54,7 +54,7 @@ def plan_messages(
         "coefficients'). "
         'Reply as JSON: {"analysis": "...", "steps": [{"template_id": "...", "goal": "..."}]}'
     )
-    return [{"role": "system", "content": _NAVIGATOR_SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": NAVIGATOR_SYSTEM}, {"role": "user", "content": user}]
 
 
 def step_messages(
@@ -118,7 +118,7 @@ def revise_messages(
         "with a step that replaces the failed one. "
         'Reply as JSON: {"analysis": "...", "steps": [{"template_id": "...", "goal": "..."}]}'
     )
-    return [{"role": "system", "content": _NAVIGATOR_SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": NAVIGATOR_SYSTEM}, {"role": "user", "content": user}]
 
 
 def answer_messages(problem: str, done: Sequence[StepRecord]) -> list[Message]:

@@ -8,6 +8,7 @@
     flux eval --dataset FILE --strategies cot,self-consistency,flux --output RUN_DIR
     flux eval report RUN_DIR
     flux serve --port 8080            (HTTP API, OpenAI-compatible facade, web page)
+    flux train sft training/recipes/smoke.yaml [--set sft.max_steps=10]
 
 Everything runs offline by default: the embedded SmolLM2 model, Chroma in the
 user's data folder ($FLUX_DATA_DIR overrides it) and the bundled embedding model.
@@ -27,6 +28,7 @@ from flux_agent.cli.eval import eval_app
 from flux_agent.cli.library import library_app
 from flux_agent.cli.serve import serve
 from flux_agent.cli.solve import resume, show, solve
+from flux_agent.cli.train import train_app
 
 __all__ = ["CLIError", "app", "main"]
 
@@ -43,6 +45,7 @@ app.command()(show)
 app.command()(serve)
 app.add_typer(library_app, name="library")
 app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
 
 
 def _print_version(value: bool) -> None:

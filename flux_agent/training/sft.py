@@ -1,0 +1,126 @@
+"""Structure SFT with TRL's `SFTTrainer`: LoRA through peft by default, full by option.
+
+Writes into `recipe.output_dir / "sft"`:
+- `data.jsonl`: the examples trained on (kind, template id, prompt, completion);
+- `metrics.jsonl`: one line per logged step (loss, learning rate, grad norm, epoch);
+- `adapter/`: the LoRA adapter (peft format; absent for a full fine-tune);
+- `merged/`: the model with the adapter merged in, and its tokenizer (Hugging Face format);
+- `recipe.yaml`: the recipe as run, overrides applied.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flux_agent.templates import load_library
+from flux_agent.training.models import load_base
+from flux_agent.training.recipe import Recipe
+from flux_agent.training.sft_data import structure_examples
+
+
+@dataclass(frozen=True)
+class SFTReport:
+    examples: int
+    steps: int
+    final_loss: float
+    seconds: float
+    output: Path
+
+
+def run_sft(recipe: Recipe) -> SFTReport:
+    """Build the structure dataset from the library and fine-tune the navigator on it.
+
+    Raises:
+        RuntimeError: the train extra is missing.
+        ValueError: the loss was not finite (the run is not saved as a model).
+    """
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    started = time.perf_counter()
+    spec = recipe.sft
+    out = recipe.output_dir / "sft"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.yaml").write_text(
+        yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+    )
+    examples = structure_examples(
+        load_library(recipe.library),
+        candidates=spec.candidates,
+        max_steps=spec.plan_steps,
+        seed=recipe.seed,
+    )[: spec.limit]
+    records = [example.record() for example in examples]
+    with (out / "data.jsonl").open("w", encoding="utf-8") as data:
+        data.writelines(json.dumps(record) + "\n" for record in records)
+
+    model, tokenizer = load_base(recipe.model, seed=recipe.seed)
+    metrics_path = out / "metrics.jsonl"
+    metrics_path.unlink(missing_ok=True)
+
+    class WriteMetrics(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
+            if logs:
+                line = {"step": state.global_step, **logs}
+                with metrics_path.open("a", encoding="utf-8") as metrics:
+                    metrics.write(json.dumps(line) + "\n")
+
+    config = SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        max_steps=spec.max_steps,
+        num_train_epochs=spec.epochs,
+        per_device_train_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.gradient_accumulation,
+        learning_rate=spec.learning_rate,
+        max_length=spec.max_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=list(recipe.report_to) or "none",
+        seed=recipe.seed,
+        bf16=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(records),
+        processing_class=tokenizer,
+        peft_config=None if spec.full_finetune else _lora(spec.lora),
+        callbacks=[WriteMetrics()],
+    )
+    result = trainer.train()
+    loss = float(result.training_loss)
+    if not math.isfinite(loss):
+        raise ValueError(f"the training loss is {loss}; nothing was saved as a model")
+    trained: Any = trainer.model
+    if not spec.full_finetune:
+        trained.save_pretrained(out / "adapter")
+        trained = trained.merge_and_unload()
+    trained.save_pretrained(out / "merged")
+    tokenizer.save_pretrained(out / "merged")
+    return SFTReport(
+        examples=len(records),
+        steps=int(result.global_step),
+        final_loss=loss,
+        seconds=time.perf_counter() - started,
+        output=out,
+    )
+
+
+def _lora(spec: Any) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=list(spec.target_modules),
+        task_type="CAUSAL_LM",
+    )
