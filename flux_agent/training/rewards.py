@@ -117,7 +117,7 @@ def preference_pairs(
     for text, reward in samples:
         best[text] = max(reward, best.get(text, reward))
     ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
-    pairs = []
+    pairs: list[PreferencePair] = []
     high, low = 0, len(ranked) - 1
     while high < low and (max_pairs is None or len(pairs) < max_pairs):
         (chosen, top), (rejected, bottom) = ranked[high], ranked[low]
