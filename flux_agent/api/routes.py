@@ -80,6 +80,13 @@ def _events_response(stream: AsyncIterator[bytes], job: SolveJob) -> StreamingRe
     )
 
 
+async def _reply(job: SolveJob, stream: bool) -> Any:
+    """The job's events as SSE, or its `SolveResult` once it is done."""
+    if stream:
+        return _events_response(event_stream(job.events()), job)
+    return await job.result()
+
+
 @router.get("/healthz", tags=["health"])
 async def healthz() -> Health:
     """The process is up (no backend or store is touched)."""
@@ -102,10 +109,7 @@ async def readyz(service: Service) -> JSONResponse:
 )
 async def solve(request: SolveRequest, service: Service) -> Any:
     """Solve a problem; with `stream: true`, watch it as server-sent events."""
-    job = await service.start_solve(request)
-    if request.stream:
-        return _events_response(event_stream(job.events()), job)
-    return await job.result()
+    return await _reply(await service.start_solve(request), request.stream)
 
 
 @router.get("/v1/runs", tags=["runs"], responses=_ERRORS)
@@ -135,10 +139,7 @@ async def resume(
 ) -> Any:
     """Continue an interrupted run from its last checkpoint."""
     request = request or ResumeRequest()
-    job = await service.start_resume(run_id, request)
-    if request.stream:
-        return _events_response(event_stream(job.events()), job)
-    return await job.result()
+    return await _reply(await service.start_resume(run_id, request), request.stream)
 
 
 @router.get("/v1/templates/search", tags=["templates"], responses=_ERRORS)

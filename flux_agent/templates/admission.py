@@ -73,6 +73,7 @@ class Admission:
             embedder.embed([technique_text(t) for t in templates]), dtype=float
         ).reshape(len(templates), -1)
         self._lock = threading.Lock()
+        self._last_vector: tuple[str, np.ndarray] | None = None
 
     @classmethod
     def load(cls, folder: Path, embedder: TextEmbedder) -> Admission:
@@ -109,7 +110,7 @@ class Admission:
         Raises:
             FileExistsError: the id was taken meanwhile (by another process too).
         """
-        vector = np.asarray(self.embedder.embed([technique_text(template)]), dtype=float)
+        vector = self._vector(template)[None, :]
         with self._lock:
             if template.id in self._templates:
                 raise FileExistsError(f"a template with id {template.id!r} exists")
@@ -119,10 +120,18 @@ class Admission:
             self._vectors = np.vstack([self._vectors, vector]) if len(self._ids) > 1 else vector
         return path
 
+    def _vector(self, template: ThoughtTemplate) -> np.ndarray:
+        """The technique's embedding; the last one is kept, so `judge` then `add` embed once."""
+        key = template.content_hash()
+        if self._last_vector is None or self._last_vector[0] != key:
+            vector = np.asarray(self.embedder.embed([technique_text(template)]), dtype=float)[0]
+            self._last_vector = (key, vector)
+        return self._last_vector[1]
+
     def _near_duplicates(self, template: ThoughtTemplate) -> list[Rejection]:
         if not self._ids:
             return []
-        vector = np.asarray(self.embedder.embed([technique_text(template)]), dtype=float)[0]
+        vector = self._vector(template)
         similarities = self._vectors @ vector  # the embedder returns unit vectors
         distinct, _ = load_distinct_pairs(self.folder)
         close = [
