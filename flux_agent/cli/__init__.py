@@ -9,6 +9,7 @@
     flux eval report RUN_DIR
     flux serve --port 8080            (HTTP API, OpenAI-compatible facade, web page)
     flux train sft training/recipes/smoke.yaml [--set sft.max_steps=10]
+    flux train rl training/recipes/smoke.yaml  (then: flux train compare RECIPE)
 
 Everything runs offline by default: the embedded SmolLM2 model, Chroma in the
 user's data folder ($FLUX_DATA_DIR overrides it) and the bundled embedding model.

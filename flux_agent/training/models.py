@@ -6,6 +6,7 @@ the rest of flux-agent never pays for them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flux_agent.training.recipe import ModelSpec
@@ -55,6 +56,26 @@ def load_base(spec: ModelSpec, *, seed: int = 0) -> tuple[Any, Any]:
         pad_token_id=tokenizer.pad_token_id,
     )
     return AutoModelForCausalLM.from_config(config), tokenizer
+
+
+def load_folder(path: Path | str) -> tuple[Any, Any]:
+    """(model, tokenizer) saved by `save_pretrained` in `path` (a trained navigator), float32.
+
+    Raises:
+        RuntimeError: the train extra is missing.
+        FileNotFoundError: `path` holds no model.
+    """
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise RuntimeError(
+            f"training needs the train extra: pip install -e '.[train]' ({exc})"
+        ) from None
+    if not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(f"no model in {path} (config.json is missing)")
+    tokenizer = _with_pad(AutoTokenizer.from_pretrained(path))
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tokenizer
 
 
 def _embedded_gguf() -> tuple[str, str]:

@@ -58,6 +58,76 @@ class SFTSpec(_Spec):
     lora: LoraSpec = Field(default_factory=LoraSpec)
 
 
+class RewardSpec(_Spec):
+    """Weights of the plan reward's parts (see `flux_agent.training.rewards`)."""
+
+    accuracy: float = Field(default=1.0, ge=0)
+    structure: float = Field(default=0.1, ge=0)
+    real_templates: float = Field(default=0.1, ge=0)
+
+
+class DPOSpec(_Spec):
+    """One DPO update per round, on that round's preference pairs."""
+
+    beta: float = Field(
+        default=0.1, gt=0, description="How far the policy may move from the reference."
+    )
+    learning_rate: float = Field(default=5e-5, gt=0)
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int = Field(default=-1, description="Optimizer steps per round; -1 = run `epochs`.")
+    batch_size: int = Field(default=4, ge=1)
+    gradient_accumulation: int = Field(default=1, ge=1)
+    max_length: int = Field(default=1024, ge=64, description="Prompt and reply tokens, at most.")
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+
+
+class RLSpec(_Spec):
+    """Trajectory optimisation (`flux train rl`): rounds of rollouts, rewards, pairs and DPO."""
+
+    dataset: str = Field(
+        default="math_train.jsonl",
+        description="Training problems: a MATH/GSM8K-style JSONL path, or a Hugging Face "
+        "dataset name when online.",
+    )
+    split: str = Field(default="train", description="Split of a Hugging Face dataset.")
+    subjects: list[str] = Field(default_factory=list)
+    levels: list[int] = Field(default_factory=list)
+    start: Literal["sft", "base"] = Field(
+        default="sft",
+        description="Round 1's navigator: OUTPUT_DIR/sft/merged (run `flux train sft` first) "
+        "or the recipe's base model.",
+    )
+    rounds: int = Field(default=2, ge=1)
+    problems: int = Field(default=8, ge=1, description="Training problems per round.")
+    pool: int = Field(
+        default=400, ge=2, description="Problems searched for neighbours (training ones included)."
+    )
+    heldout: int = Field(
+        default=20, ge=0, description="Problems kept out for `flux train compare`."
+    )
+    neighbours: int = Field(
+        default=1, ge=0, description="M: neighbours each plan is also tried on."
+    )
+    samples: int = Field(default=4, ge=2, description="K: plans sampled per problem.")
+    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of plans.")
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    candidates: int = Field(default=4, ge=1, description="Templates offered in the plan prompt.")
+    max_steps: int = Field(default=3, ge=1, description="Steps a plan may have.")
+    plan_tokens: int = Field(default=200, ge=16)
+    navigator_backend: Literal["transformers", "vllm"] = Field(
+        default="transformers", description="How the policy is sampled in rollouts."
+    )
+    solver: str = Field(
+        default="embedded", description="Solver backend spec, as `flux solve --solver`."
+    )
+    solver_tokens: int = Field(default=384, ge=16, description="Tokens per rollout solve.")
+    concurrency: int = Field(default=1, ge=1, description="Rollout solves in flight at once.")
+    min_margin: float = Field(default=0.05, gt=0, description="Smallest reward gap of a pair.")
+    pairs_per_problem: int = Field(default=2, ge=1)
+    rewards: RewardSpec = Field(default_factory=RewardSpec)
+    dpo: DPOSpec = Field(default_factory=DPOSpec)
+
+
 class Recipe(_Spec):
     name: str = Field(min_length=1)
     seed: int = 0
@@ -65,6 +135,7 @@ class Recipe(_Spec):
     library: Path | None = Field(default=None, description="None = the shipped library.")
     model: ModelSpec = Field(default_factory=ModelSpec)
     sft: SFTSpec = Field(default_factory=SFTSpec)
+    rl: RLSpec = Field(default_factory=RLSpec)
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="Also log to these (when installed)."
     )

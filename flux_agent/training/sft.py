@@ -11,11 +11,9 @@ Writes into `recipe.output_dir / "sft"`:
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -23,6 +21,12 @@ from flux_agent.templates import load_library
 from flux_agent.training.models import load_base
 from flux_agent.training.recipe import Recipe
 from flux_agent.training.sft_data import structure_examples
+from flux_agent.training.trainer_parts import (
+    finite_loss,
+    lora_config,
+    metrics_callback,
+    save_trained,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,6 @@ def run_sft(recipe: Recipe) -> SFTReport:
         ValueError: the loss was not finite (the run is not saved as a model).
     """
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     started = time.perf_counter()
@@ -65,14 +68,6 @@ def run_sft(recipe: Recipe) -> SFTReport:
     model, tokenizer = load_base(recipe.model, seed=recipe.seed)
     metrics_path = out / "metrics.jsonl"
     metrics_path.unlink(missing_ok=True)
-
-    class WriteMetrics(TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
-            if logs:
-                line = {"step": state.global_step, **logs}
-                with metrics_path.open("a", encoding="utf-8") as metrics:
-                    metrics.write(json.dumps(line) + "\n")
-
     config = SFTConfig(
         output_dir=str(out / "checkpoints"),
         max_steps=spec.max_steps,
@@ -92,35 +87,16 @@ def run_sft(recipe: Recipe) -> SFTReport:
         args=config,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
-        peft_config=None if spec.full_finetune else _lora(spec.lora),
-        callbacks=[WriteMetrics()],
+        peft_config=None if spec.full_finetune else lora_config(spec.lora),
+        callbacks=[metrics_callback(metrics_path)],
     )
     result = trainer.train()
-    loss = float(result.training_loss)
-    if not math.isfinite(loss):
-        raise ValueError(f"the training loss is {loss}; nothing was saved as a model")
-    trained: Any = trainer.model
-    if not spec.full_finetune:
-        trained.save_pretrained(out / "adapter")
-        trained = trained.merge_and_unload()
-    trained.save_pretrained(out / "merged")
-    tokenizer.save_pretrained(out / "merged")
+    loss = finite_loss(result)
+    save_trained(trainer, tokenizer, out, lora=not spec.full_finetune)
     return SFTReport(
         examples=len(records),
         steps=int(result.global_step),
         final_loss=loss,
         seconds=time.perf_counter() - started,
         output=out,
-    )
-
-
-def _lora(spec: Any) -> Any:
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=spec.r,
-        lora_alpha=spec.alpha,
-        lora_dropout=spec.dropout,
-        target_modules=list(spec.target_modules),
-        task_type="CAUSAL_LM",
     )
