@@ -13,7 +13,9 @@ what the CLI's `--navigator` and `--solver` take:
   CPU threads (default: half the cores) and context length set;
 - `http://host:port/v1?model=NAME&structured_output=llama_cpp`: any
   OpenAI-compatible server (vLLM, llama.cpp server, ...);
-- `vllm:MODEL`: vLLM in-process (GPU; needs the `vllm` extra).
+- `vllm:MODEL`: vLLM in-process (GPU; needs the `vllm` extra);
+- `hf:PATH`, `hf:PATH?threads=2`: a Hugging Face model folder (what `flux train`
+  writes) run in-process by transformers, on a CPU (needs the `train` extra).
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ def default_data_dir() -> Path:
 class BackendSettings(_Settings):
     """One LLM endpoint."""
 
-    kind: Literal["llama_cpp", "openai", "vllm"] = "llama_cpp"
+    kind: Literal["llama_cpp", "openai", "vllm", "transformers"] = "llama_cpp"
     model: str | None = Field(
         default=None,
         description="GGUF path (llama_cpp; None = embedded SmolLM2), served model name "
-        "(openai), or Hugging Face model id (vllm).",
+        "(openai), Hugging Face model id (vllm), or model folder (transformers).",
     )
     base_url: str | None = Field(default=None, description="OpenAI-compatible base URL (…/v1).")
     api_key: str | None = Field(default=None, description="Bearer key for the HTTP endpoint.")
@@ -68,6 +70,8 @@ class BackendSettings(_Settings):
             raise ValueError("an openai backend needs base_url")
         if self.kind == "vllm" and not self.model:
             raise ValueError("a vllm backend needs model (a Hugging Face id or a local path)")
+        if self.kind == "transformers" and not self.model:
+            raise ValueError("a transformers backend needs model (a local model folder)")
         return self
 
     @classmethod
@@ -111,9 +115,23 @@ class BackendSettings(_Settings):
             )
         if spec.startswith("vllm:"):
             return cls(kind="vllm", model=spec.removeprefix("vllm:"))
+        if spec.startswith("hf:"):
+            query = {key: values[-1] for key, values in parse_qs(options).items()}
+            unknown = set(query) - {"threads"}
+            if unknown:
+                raise ValueError(
+                    f"unknown option(s) for an hf: model: {', '.join(sorted(unknown))} "
+                    "(known: threads)"
+                )
+            try:
+                threads = {"threads": int(query["threads"])} if "threads" in query else {}
+            except ValueError:
+                raise ValueError(f"threads takes a whole number: {spec!r}") from None
+            model = path.removeprefix("hf:")
+            return cls.model_validate({"kind": "transformers", "model": model, **threads})
         raise ValueError(
             f"cannot read backend spec {spec!r}: expected 'embedded', a .gguf path, "
-            "an http(s)://…/v1 URL, or vllm:MODEL"
+            "an http(s)://…/v1 URL, vllm:MODEL, or hf:PATH"
         )
 
     def describe(self) -> str:
@@ -121,6 +139,8 @@ class BackendSettings(_Settings):
             return f"llama.cpp ({self.model or 'embedded SmolLM2-135M-Instruct'})"
         if self.kind == "openai":
             return f"OpenAI-compatible {self.base_url} ({self.model or 'server default model'})"
+        if self.kind == "transformers":
+            return f"transformers in-process ({self.model})"
         return f"vLLM in-process ({self.model})"
 
 

@@ -373,6 +373,13 @@ async def _backend_check(
         return True, f"ok: {described}"
     import importlib.util
 
+    if configured.kind == "transformers":
+        folder = Path(configured.model or "")
+        if not (folder / "config.json").is_file():
+            return False, f"missing model folder (no config.json): {folder}"
+        if importlib.util.find_spec("transformers") is None:
+            return False, "transformers is not installed (pip install 'flux-agent[train]')"
+        return True, f"ok: {described}" + (" (loaded)" if live is not None else "")
     if importlib.util.find_spec("vllm") is None:
         return False, "vllm is not installed (pip install 'flux-agent[vllm]', needs a GPU)"
     return True, f"ok: {described}"

@@ -1,7 +1,7 @@
 """LLM backends behind one protocol, and the one place that picks an implementation.
 
 `build_backend(settings)` turns a `BackendSettings` into a backend; nothing else
-names the concrete classes. Heavy optional packages (llama_cpp, vllm) are
+names the concrete classes. Heavy optional packages (llama_cpp, vllm, torch) are
 imported by the implementation that needs them, when it is built.
 """
 
@@ -19,6 +19,7 @@ from flux_agent.backends.base import (
 from flux_agent.backends.llama_cpp import LlamaCppBackend, embedded_model_path
 from flux_agent.backends.openai_http import OpenAIHTTPBackend
 from flux_agent.backends.scripted import ScriptedBackend
+from flux_agent.backends.transformers_backend import TransformersBackend
 from flux_agent.backends.vllm import VLLMBackend
 from flux_agent.config import BackendSettings
 
@@ -32,6 +33,7 @@ __all__ = [
     "OpenAIHTTPBackend",
     "ScriptedBackend",
     "TextCallback",
+    "TransformersBackend",
     "Usage",
     "VLLMBackend",
     "build_backend",
@@ -65,6 +67,9 @@ def build_backend(settings: BackendSettings) -> LLMBackend:
     elif settings.kind == "vllm":
         assert settings.model is not None  # checked by BackendSettings
         return VLLMBackend(model=settings.model, context_length=settings.context_length)
+    elif settings.kind == "transformers":
+        assert settings.model is not None  # checked by BackendSettings
+        return TransformersBackend(model_path=settings.model, threads=settings.threads)
     raise ValueError(f"unknown backend kind: {settings.kind!r}")
 
 

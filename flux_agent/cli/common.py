@@ -27,7 +27,7 @@ NavigatorSpec = Annotated[
         "--navigator",
         help="Navigator backend: 'embedded' or a .gguf path (either with ?threads=N&context=N), "
         "'http://host:port/v1?model=NAME[&structured_output=llama_cpp|vllm]', "
-        "or 'vllm:MODEL'.",
+        "'vllm:MODEL', or 'hf:PATH' (a Hugging Face model folder, e.g. a trained navigator).",
     ),
 ]
 SolverSpec = Annotated[

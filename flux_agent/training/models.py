@@ -14,8 +14,9 @@ from flux_agent.training.recipe import ModelSpec
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def load_base(spec: ModelSpec, *, seed: int = 0) -> tuple[Any, Any]:
-    """(model, tokenizer) for `spec`, in float32 on the CPU (the trainer moves them)."""
+def load_base(spec: ModelSpec, *, seed: int = 0, bf16: bool = False) -> tuple[Any, Any]:
+    """(model, tokenizer) for `spec`, in float32 (or bfloat16 for an `hf` model when `bf16`)
+    on the CPU; the trainer moves them."""
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
@@ -27,7 +28,8 @@ def load_base(spec: ModelSpec, *, seed: int = 0) -> tuple[Any, Any]:
         if not spec.path:
             raise ValueError("model.source 'hf' needs model.path (a folder or model id)")
         tokenizer = AutoTokenizer.from_pretrained(spec.path)
-        model = AutoModelForCausalLM.from_pretrained(spec.path, dtype=torch.float32)
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(spec.path, dtype=dtype)
         return model, _with_pad(tokenizer)
     folder, gguf_file = _embedded_gguf()
     tokenizer = _with_pad(AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file))
@@ -58,8 +60,9 @@ def load_base(spec: ModelSpec, *, seed: int = 0) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_config(config), tokenizer
 
 
-def load_folder(path: Path | str) -> tuple[Any, Any]:
-    """(model, tokenizer) saved by `save_pretrained` in `path` (a trained navigator), float32.
+def load_folder(path: Path | str, *, bf16: bool = False) -> tuple[Any, Any]:
+    """(model, tokenizer) saved by `save_pretrained` in `path` (a trained navigator), in
+    float32, or bfloat16 when `bf16`.
 
     Raises:
         RuntimeError: the train extra is missing.
@@ -75,7 +78,8 @@ def load_folder(path: Path | str) -> tuple[Any, Any]:
     if not (Path(path) / "config.json").is_file():
         raise FileNotFoundError(f"no model in {path} (config.json is missing)")
     tokenizer = _with_pad(AutoTokenizer.from_pretrained(path))
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tokenizer
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), tokenizer
 
 
 def _embedded_gguf() -> tuple[str, str]:

@@ -126,6 +126,12 @@ class RLSpec(_Spec):
     pairs_per_problem: int = Field(default=2, ge=1)
     rewards: RewardSpec = Field(default_factory=RewardSpec)
     dpo: DPOSpec = Field(default_factory=DPOSpec)
+    launcher: list[str] = Field(
+        default_factory=list,
+        description="Run each round's DPO update as this command followed by "
+        "`-m flux_agent.training.dpo ARGS`, e.g. [accelerate, launch, --config_file, "
+        "training/accelerate/zero2.yaml] for several GPUs; empty = in this process.",
+    )
 
 
 class Recipe(_Spec):
@@ -136,6 +142,9 @@ class Recipe(_Spec):
     model: ModelSpec = Field(default_factory=ModelSpec)
     sft: SFTSpec = Field(default_factory=SFTSpec)
     rl: RLSpec = Field(default_factory=RLSpec)
+    bf16: bool = Field(
+        default=False, description="Load and train in bfloat16 (GPUs); float32 otherwise."
+    )
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="Also log to these (when installed)."
     )

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -37,6 +37,9 @@ from flux_agent.eval.records import EvalItem
 from flux_agent.templates import TemplateStore, load_library
 from flux_agent.templates.embeddings import TextEmbedder, load_embedder
 from flux_agent.training.recipe import Recipe
+
+if TYPE_CHECKING:
+    from flux_agent.training.dpo import DPOReport
 from flux_agent.training.rollouts import (
     JsonlLog,
     ProblemRollouts,
@@ -279,19 +282,7 @@ class _Round:
         metrics = rl_dir(recipe) / "metrics.jsonl"
         steps, loss = 0, None
         if scores.pairs:
-            from flux_agent.training.dpo import train_dpo
-
-            report = await asyncio.to_thread(
-                train_dpo,
-                self.policy,
-                scores.pairs,
-                folder,
-                recipe.rl.dpo,
-                metrics_path=metrics,
-                seed=recipe.seed + number,
-                report_to=recipe.report_to,
-                round_number=number,
-            )
+            report = await self._train(folder, scores, metrics)
             steps, loss = report.steps, round(report.loss, 6)
         summary = RoundSummary(
             **fields,
@@ -303,6 +294,31 @@ class _Round:
         (folder / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1), "utf-8")
         emit("round_done", asdict(summary))
         return summary
+
+    async def _train(self, folder: Path, scores: RoundScores, metrics: Path) -> DPOReport:
+        from flux_agent.training.dpo import launch_dpo, train_dpo
+
+        recipe = self.recipe
+        options: dict[str, Any] = {
+            "metrics_path": metrics,
+            "seed": recipe.seed + self.number,
+            "report_to": recipe.report_to,
+            "round_number": self.number,
+            "bf16": recipe.bf16,
+        }
+        if recipe.rl.launcher:
+            return await launch_dpo(
+                recipe.rl.launcher,
+                self.policy,
+                folder / "pairs.jsonl",
+                folder,
+                recipe.rl.dpo,
+                **options,
+            )
+        records = [pair.record() for pair in scores.pairs]
+        return await asyncio.to_thread(
+            train_dpo, self.policy, records, folder, recipe.rl.dpo, **options
+        )
 
 
 def _round_stats(scores: RoundScores) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def run_sft(recipe: Recipe) -> SFTReport:
     with (out / "data.jsonl").open("w", encoding="utf-8") as data:
         data.writelines(json.dumps(record) + "\n" for record in records)
 
-    model, tokenizer = load_base(recipe.model, seed=recipe.seed)
+    model, tokenizer = load_base(recipe.model, seed=recipe.seed, bf16=recipe.bf16)
     metrics_path = out / "metrics.jsonl"
     metrics_path.unlink(missing_ok=True)
     config = SFTConfig(
@@ -80,7 +80,7 @@ def run_sft(recipe: Recipe) -> SFTReport:
         save_strategy="no",
         report_to=list(recipe.report_to) or "none",
         seed=recipe.seed,
-        bf16=False,
+        bf16=recipe.bf16,
     )
     trainer = SFTTrainer(
         model=model,

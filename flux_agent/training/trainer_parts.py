@@ -50,7 +50,9 @@ def finite_loss(result: Any) -> float:
 
 def save_trained(trainer: Any, tokenizer: Any, out: Path, *, lora: bool) -> None:
     """Write `out/adapter` (LoRA only) and `out/merged`, the model with the adapter merged in,
-    in Hugging Face format with its tokenizer."""
+    in Hugging Face format with its tokenizer. Under several processes only the first saves."""
+    if not trainer.is_world_process_zero():
+        return
     trained: Any = trainer.model
     if lora:
         trained.save_pretrained(out / "adapter")

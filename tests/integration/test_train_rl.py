@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 
 import pytest
 
 from flux_agent.backends import GenerationRequest, ScriptedBackend, build_backend
 from flux_agent.config import BackendSettings
 from flux_agent.training.compare import compare_navigators, trained_navigators
-from flux_agent.training.dpo import train_dpo
+from flux_agent.training.dpo import launch_dpo, train_dpo
 from flux_agent.training.models import load_base, load_folder
 from flux_agent.training.recipe import DPOSpec, ModelSpec, Recipe, RLSpec
 from flux_agent.training.rewards import PreferencePair
@@ -72,30 +73,71 @@ class Navigators:
         return ScriptedBackend(navigator_reply)
 
 
-def test_two_dpo_steps_change_the_lora_weights_with_a_finite_loss(tmp_path):
-    start = tmp_path / "start"
-    model = _save_tiny_model(start)
-    prompt = [{"role": "user", "content": "Plan: add 2 and 3."}]
-    pairs = [
-        PreferencePair(prompt, '{"steps": [1]}', "no plan", 1.2),
-        PreferencePair(prompt, '{"steps": [2]}', "still no plan", 1.0),
-    ]
-    report = train_dpo(
-        start,
-        pairs,
-        tmp_path / "out",
-        DPOSpec(max_steps=2, batch_size=2, max_length=256),
-        metrics_path=tmp_path / "metrics.jsonl",
-    )
+PROMPT = [{"role": "user", "content": "Plan: add 2 and 3."}]
+PAIRS = [
+    PreferencePair(PROMPT, '{"steps": [1]}', "no plan", 1.2).record(),
+    PreferencePair(PROMPT, '{"steps": [2]}', "still no plan", 1.0).record(),
+]
+SPEC = DPOSpec(max_steps=2, batch_size=2, max_length=256)
+
+
+def _check_dpo(tmp_path, start_model, report):
     assert report.steps == 2 and math.isfinite(report.loss)
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
     steps = [line for line in logged if "loss" in line]
     assert len(steps) == 2 and all(math.isfinite(line["loss"]) for line in steps)
-    assert all("rewards/margins" in line for line in steps)
+    assert all("rewards/margins" in line and line["round"] == 3 for line in steps)
     merged, _ = load_folder(tmp_path / "out" / "merged")
-    changed = _changed(model, merged)
+    changed = _changed(start_model, merged)
     assert changed and all("self_attn" in name for name in changed)  # LoRA on attention only
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
+
+
+def test_two_dpo_steps_change_the_lora_weights_with_a_finite_loss(tmp_path):
+    model = _save_tiny_model(tmp_path / "start")
+    report = train_dpo(
+        tmp_path / "start",
+        PAIRS,
+        tmp_path / "out",
+        SPEC,
+        metrics_path=tmp_path / "metrics.jsonl",
+        round_number=3,
+    )
+    _check_dpo(tmp_path, model, report)
+
+
+def test_dpo_runs_as_its_own_program_under_a_launcher(tmp_path):
+    """The multi-GPU path (accelerate launch), here with one CPU process."""
+    model = _save_tiny_model(tmp_path / "start")
+    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file.write_text("".join(json.dumps(pair) + "\n" for pair in PAIRS))
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes=1", "--cpu"]
+    options = {"seed": 0, "report_to": [], "round_number": 3, "bf16": False}
+    metrics = tmp_path / "metrics.jsonl"
+    report = asyncio.run(
+        launch_dpo(
+            launcher,
+            tmp_path / "start",
+            pairs_file,
+            tmp_path / "out",
+            SPEC,
+            metrics_path=metrics,
+            **options,
+        )
+    )
+    _check_dpo(tmp_path, model, report)
+    with pytest.raises(RuntimeError, match="the DPO update failed"):
+        asyncio.run(
+            launch_dpo(
+                launcher,
+                tmp_path / "missing",
+                pairs_file,
+                tmp_path / "out2",
+                SPEC,
+                metrics_path=metrics,
+                **options,
+            )
+        )
 
 
 def _save_tiny_model(folder):

@@ -87,3 +87,16 @@ def test_llama_cpp_specs_take_threads_and_context():
         BackendSettings.from_spec("/models/q.gguf?threads=two")
     with pytest.raises(ValueError):
         BackendSettings.from_spec("/models/q.gguf?threads=0")
+
+
+def test_hf_specs_name_a_model_folder_for_transformers():
+    spec = BackendSettings.from_spec("hf:/x/y")
+    assert (spec.kind, spec.model, spec.threads) == ("transformers", "/x/y", None)
+    assert BackendSettings.from_spec("hf:runs/merged?threads=2").threads == 2
+    assert "transformers" in spec.describe()
+    with pytest.raises(ValueError, match="unknown option"):
+        BackendSettings.from_spec("hf:/x/y?context=8192")
+    with pytest.raises(ValueError, match="whole number"):
+        BackendSettings.from_spec("hf:/x/y?threads=two")
+    with pytest.raises(ValueError, match="needs model"):
+        BackendSettings.from_spec("hf:")
