@@ -99,12 +99,10 @@ def rl(
             f"valid plans {summary.valid_share:.0%}, accuracy {summary.accuracy_mean:.1%}, "
             f"{summary.pairs} pairs"
         )
-    last = next(
-        (rl_dir(loaded) / f"round-{s.round}" / "merged" for s in reversed(summaries) if s.pairs),
-        None,
-    )
+    trained = [rl_dir(loaded) / f"round-{s.round}" / "merged" for s in summaries]
+    last = next((path for path in reversed(trained) if (path / "config.json").is_file()), None)
     if last is None:
-        console.print("no round had preference pairs, so the navigator was not changed")
+        console.print("no round trained (no preference pairs), so the navigator is unchanged")
         return
     console.print(
         f"trained navigator: {last}\n"
@@ -136,7 +134,11 @@ def _print_event(kind: str, fields: dict[str, Any]) -> None:
         )
     elif kind in ("round_done", "round_skipped"):
         note = "already done" if kind == "round_skipped" else f"{fields['seconds']:.0f} s"
-        loss = f", DPO loss {fields['dpo_loss']:.4f}" if fields["dpo_loss"] is not None else ""
+        loss = (
+            f", training loss {fields['train_loss']:.4f}"
+            if fields["train_loss"] is not None
+            else ""
+        )
         console.print(f"  round {fields['round']} {note}{loss}")
 
 

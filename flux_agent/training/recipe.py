@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Spec(BaseModel):
@@ -81,6 +81,16 @@ class DPOSpec(_Spec):
     lora: LoraSpec = Field(default_factory=LoraSpec)
 
 
+class GRPOSpec(_Spec):
+    """The online alternative: TRL's GRPO, rewarding each generated plan as it is sampled."""
+
+    beta: float = Field(default=0.0, ge=0, description="KL penalty to the start of the round.")
+    learning_rate: float = Field(default=1e-5, gt=0)
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the round's problems.")
+    max_steps: int = Field(default=-1, description="Optimizer steps per round; -1 = run `epochs`.")
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+
+
 class RLSpec(_Spec):
     """Trajectory optimisation (`flux train rl`): rounds of rollouts, rewards, pairs and DPO."""
 
@@ -125,13 +135,28 @@ class RLSpec(_Spec):
     min_margin: float = Field(default=0.05, gt=0, description="Smallest reward gap of a pair.")
     pairs_per_problem: int = Field(default=2, ge=1)
     rewards: RewardSpec = Field(default_factory=RewardSpec)
+    algorithm: Literal["dpo", "grpo"] = Field(
+        default="dpo",
+        description="dpo: sample, score, pair, then train offline; grpo: TRL's GRPOTrainer "
+        "samples K plans per problem itself and gets the same reward online.",
+    )
     dpo: DPOSpec = Field(default_factory=DPOSpec)
+    grpo: GRPOSpec = Field(default_factory=GRPOSpec)
     launcher: list[str] = Field(
         default_factory=list,
         description="Run each round's DPO update as this command followed by "
         "`-m flux_agent.training.dpo ARGS`, e.g. [accelerate, launch, --config_file, "
         "training/accelerate/zero2.yaml] for several GPUs; empty = in this process.",
     )
+
+    @model_validator(mode="after")
+    def _launcher_runs_dpo_only(self) -> RLSpec:
+        if self.launcher and self.algorithm == "grpo":
+            raise ValueError(
+                "rl.launcher runs the DPO update only; GRPO computes rewards with the "
+                "solver in this process (leave rl.launcher empty)"
+            )
+        return self
 
 
 class Recipe(_Spec):

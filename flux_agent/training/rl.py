@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -37,15 +37,16 @@ from flux_agent.eval.records import EvalItem
 from flux_agent.templates import TemplateStore, load_library
 from flux_agent.templates.embeddings import TextEmbedder, load_embedder
 from flux_agent.training.recipe import Recipe
-
-if TYPE_CHECKING:
-    from flux_agent.training.dpo import DPOReport
+from flux_agent.training.rewards import Reward, plan_reward
 from flux_agent.training.rollouts import (
     JsonlLog,
     ProblemRollouts,
     RolloutWorker,
     RoundScores,
+    ScoredSample,
+    SolveCache,
     nearest_neighbours,
+    reward_weights,
     run_rollouts,
     score_round,
     split_problems,
@@ -53,6 +54,7 @@ from flux_agent.training.rollouts import (
 from flux_agent.verify import default_sandbox
 
 SUMMARY_FILE = "summary.json"
+GRPO_SAMPLES_FILE = "grpo_samples.jsonl"
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ class RoundSummary:
     accuracy_mean: float
     pairs: int
     margin_mean: float
-    dpo_steps: int
-    dpo_loss: float | None
+    train_steps: int
+    train_loss: float | None
     seconds: float
 
 
@@ -256,69 +258,149 @@ class _Round:
     async def run(self) -> RoundSummary:
         recipe, number, emit = self.recipe, self.number, self.emit
         started = time.perf_counter()
-        folder = rl_dir(recipe) / f"round-{number}"
         problems = self.data.round_problems(number)
-        neighbours = self.data.neighbours_of(problems)
         emit(
             "round_started",
             {"round": number, "policy": str(self.policy), "problems": len(problems)},
         )
-        navigator = self.navigator_for(recipe, self.policy)
-        worker = RolloutWorker(
-            navigator, self.solver, self.store, default_sandbox(), recipe.rl, seed=recipe.seed
+        if recipe.rl.algorithm == "grpo":
+            fields, steps, loss = await self._grpo(problems)
+        else:
+            fields, steps, loss = await self._dpo(problems)
+        summary = RoundSummary(
+            **fields,
+            train_steps=steps,
+            train_loss=loss,
+            seconds=round(time.perf_counter() - started, 1),
+        )
+        JsonlLog(self.metrics).append({"phase": "round", **asdict(summary)})
+        (self.folder / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1), "utf-8")
+        emit("round_done", asdict(summary))
+        return summary
+
+    @property
+    def folder(self) -> Path:
+        return rl_dir(self.recipe) / f"round-{self.number}"
+
+    @property
+    def metrics(self) -> Path:
+        return rl_dir(self.recipe) / "metrics.jsonl"
+
+    def _worker(self, navigator: LLMBackend | None) -> RolloutWorker:
+        return RolloutWorker(
+            navigator,
+            self.solver,
+            self.store,
+            default_sandbox(),
+            self.recipe.rl,
+            seed=self.recipe.seed,
         )
 
+    def _train_options(self) -> dict[str, Any]:
+        return {
+            "metrics_path": self.metrics,
+            "seed": self.recipe.seed + self.number,
+            "report_to": self.recipe.report_to,
+            "round_number": self.number,
+            "bf16": self.recipe.bf16,
+        }
+
+    async def _dpo(self, problems: list[EvalItem]) -> tuple[dict[str, Any], int, float | None]:
+        """Sample and follow plans (resumable), score them, pair them, train on the pairs."""
+        recipe, folder = self.recipe, self.folder
+        neighbours = self.data.neighbours_of(problems)
+        navigator = self.navigator_for(recipe, self.policy)
+        worker = self._worker(navigator)
+
         def on_problem(progress: ProblemRollouts) -> None:
-            emit("problem", {"round": number, **asdict(progress)})
+            self.emit("problem", {"round": self.number, **asdict(progress)})
 
         try:
-            await run_rollouts(worker, problems, neighbours, folder, number, on_problem)
+            await run_rollouts(worker, problems, neighbours, folder, self.number, on_problem)
         finally:
             await navigator.aclose()
         scores = score_round(worker, problems, neighbours, folder, self.known_ids)
         _write_scores(folder, scores)
-        fields = {"round": number, "policy": str(self.policy), **_round_stats(scores)}
-        emit("round_scored", fields)
-        metrics = rl_dir(recipe) / "metrics.jsonl"
-        steps, loss = 0, None
-        if scores.pairs:
-            report = await self._train(folder, scores, metrics)
-            steps, loss = report.steps, round(report.loss, 6)
-        summary = RoundSummary(
-            **fields,
-            dpo_steps=steps,
-            dpo_loss=loss,
-            seconds=round(time.perf_counter() - started, 1),
-        )
-        JsonlLog(metrics).append({"phase": "round", **asdict(summary)})
-        (folder / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1), "utf-8")
-        emit("round_done", asdict(summary))
-        return summary
-
-    async def _train(self, folder: Path, scores: RoundScores, metrics: Path) -> DPOReport:
+        fields = {"round": self.number, "policy": str(self.policy), **_round_stats(scores)}
+        self.emit("round_scored", fields)
+        if not scores.pairs:
+            return fields, 0, None
         from flux_agent.training.dpo import launch_dpo, train_dpo
 
-        recipe = self.recipe
-        options: dict[str, Any] = {
-            "metrics_path": metrics,
-            "seed": recipe.seed + self.number,
-            "report_to": recipe.report_to,
-            "round_number": self.number,
-            "bf16": recipe.bf16,
-        }
         if recipe.rl.launcher:
-            return await launch_dpo(
+            report = await launch_dpo(
                 recipe.rl.launcher,
                 self.policy,
                 folder / "pairs.jsonl",
                 folder,
                 recipe.rl.dpo,
-                **options,
+                **self._train_options(),
             )
-        records = [pair.record() for pair in scores.pairs]
-        return await asyncio.to_thread(
-            train_dpo, self.policy, records, folder, recipe.rl.dpo, **options
+        else:
+            records = [pair.record() for pair in scores.pairs]
+            report = await asyncio.to_thread(
+                train_dpo, self.policy, records, folder, recipe.rl.dpo, **self._train_options()
+            )
+        return fields, report.steps, round(report.loss, 6)
+
+    async def _grpo(self, problems: list[EvalItem]) -> tuple[dict[str, Any], int, float | None]:
+        """GRPO samples the plans itself; each is rewarded online, through the same solve
+        cache as DPO rounds (so a restarted round re-solves nothing), and logged."""
+        from flux_agent.training.grpo import train_grpo
+
+        spec, folder, loop = self.recipe.rl, self.folder, asyncio.get_running_loop()
+        worker = self._worker(None)
+        cache = SolveCache(worker, folder)
+        items = {item.id: item for item in problems}
+        neighbours = self.data.neighbours_of(problems)
+        weights = reward_weights(spec)
+        log = JsonlLog(folder / GRPO_SAMPLES_FILE)
+
+        async def score(problem_id: str, text: str) -> float:
+            correct = await cache.plan_outcomes(text, items[problem_id], neighbours[problem_id])
+            reward = plan_reward(text, correct, self.known_ids, spec.max_steps, weights)
+            log.append(
+                {
+                    "problem_id": problem_id,
+                    "text": text,
+                    "correct": correct,
+                    "reward": asdict(reward),
+                }
+            )
+            return reward.total
+
+        def rewards(problem_ids: list[str], texts: list[str]) -> list[float]:
+            # Called from the trainer's thread; the solves run on this round's event loop.
+            async def group() -> list[float]:
+                return list(await asyncio.gather(*map(score, problem_ids, texts)))
+
+            return asyncio.run_coroutine_threadsafe(group(), loop).result()
+
+        log.path.unlink(missing_ok=True)  # this attempt's samples only
+        prompts = [(item.id, worker.plan_prompt(item)) for item in problems]
+        report = await asyncio.to_thread(
+            train_grpo,
+            self.policy,
+            prompts,
+            rewards,
+            folder,
+            spec.grpo,
+            samples=spec.samples,
+            plan_tokens=spec.plan_tokens,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            **self._train_options(),
         )
+        samples = [
+            ScoredSample(r["problem_id"], r["text"], r["correct"], Reward(**r["reward"]))
+            for r in log.read()
+        ]
+        fields = {
+            "round": self.number,
+            "policy": str(self.policy),
+            **_round_stats(RoundScores(samples, [])),
+        }
+        return fields, report.steps, round(report.loss, 6)
 
 
 def _round_stats(scores: RoundScores) -> dict[str, Any]:

@@ -157,7 +157,8 @@ class RolloutWorker:
     """Samples plans from `navigator` and follows them with `solver`; keeps nothing in memory
     that is not also on disk."""
 
-    navigator: LLMBackend
+    navigator: LLMBackend | None
+    """None when the trainer samples plans itself (GRPO)."""
     solver: LLMBackend
     store: TemplateStore
     sandbox: Sandbox
@@ -174,6 +175,8 @@ class RolloutWorker:
     async def sample_plans(self, prompt: list[Message], key: str, round_number: int) -> list[str]:
         """K replies to `prompt`, sampled without a schema: the policy's own distribution,
         which is what DPO trains (a constrained sample is not what the model would write)."""
+        if self.navigator is None:
+            raise RuntimeError("this rollout worker has no navigator to sample plans from")
         if self.greedy:
             request = GenerationRequest(messages=tuple(prompt), max_tokens=self.spec.plan_tokens)
             return [completion.text for completion in await self.navigator.generate([request])]
@@ -229,6 +232,44 @@ class RolloutWorker:
         }
 
 
+def reward_weights(spec: RLSpec) -> RewardWeights:
+    return RewardWeights(spec.rewards.accuracy, spec.rewards.structure, spec.rewards.real_templates)
+
+
+class SolveCache:
+    """Solves already made, by key, backed by `outcomes.jsonl`: each prompt is solved once,
+    however many plans, tasks or restarts ask for it."""
+
+    def __init__(self, worker: RolloutWorker, folder: Path) -> None:
+        self.worker = worker
+        self.log = JsonlLog(folder / OUTCOMES_FILE)
+        self.solved = {record["key"]: record for record in self.log.read()}
+        self.limit = asyncio.Semaphore(worker.spec.concurrency)
+
+    async def correct(self, messages: list[Message], item: EvalItem) -> bool:
+        key = self.worker.solve_key(messages, item)
+        if key not in self.solved:
+            async with self.limit:
+                if key not in self.solved:  # another task may have solved it meanwhile
+                    outcome = {"key": key, **await self.worker.solve(messages, item)}
+                    self.solved[key] = outcome
+                    self.log.append(outcome)
+        return bool(self.solved[key]["correct"])
+
+    async def plan_outcomes(
+        self, text: str, item: EvalItem, neighbours: Sequence[EvalItem]
+    ) -> list[bool]:
+        """Whether the solver, following plan `text`, gets `item` and each neighbour right
+        ([] for an invalid plan, which is never solved)."""
+        jobs = []
+        for position, target in enumerate([item, *neighbours]):
+            messages = self.worker.follow_messages(text, target, source=position == 0)
+            if messages is None:
+                return []
+            jobs.append(self.correct(messages, target))
+        return list(await asyncio.gather(*jobs))
+
+
 async def run_rollouts(
     worker: RolloutWorker,
     problems: Sequence[EvalItem],
@@ -238,21 +279,9 @@ async def run_rollouts(
     on_problem: Callable[[ProblemRollouts], None] | None = None,
 ) -> None:
     """Sample and follow plans for every problem, resuming from what `folder` already holds."""
-    samples_log, outcomes_log = JsonlLog(folder / SAMPLES_FILE), JsonlLog(folder / OUTCOMES_FILE)
+    samples_log = JsonlLog(folder / SAMPLES_FILE)
     sampled = {record["problem_id"]: record for record in samples_log.read()}
-    solved = {record["key"]: record for record in outcomes_log.read()}
-    limit = asyncio.Semaphore(worker.spec.concurrency)
-
-    async def solve_once(messages: list[Message], item: EvalItem) -> bool:
-        key = worker.solve_key(messages, item)
-        if key not in solved:
-            async with limit:
-                if key not in solved:  # another task may have solved the same prompt meanwhile
-                    outcome = {"key": key, **await worker.solve(messages, item)}
-                    solved[key] = outcome
-                    outcomes_log.append(outcome)
-        return bool(solved[key]["correct"])
-
+    cache = SolveCache(worker, folder)
     for item in problems:
         record = sampled.get(item.id)
         if record is None:
@@ -261,19 +290,22 @@ async def run_rollouts(
             record = {"problem_id": item.id, "prompt": prompt, "texts": texts}
             samples_log.append(record)
             sampled[item.id] = record
-        before = len(solved)
-        jobs = []
-        valid = 0
-        for text in dict.fromkeys(record["texts"]):  # identical samples are solved once
-            for position, target in enumerate([item, *neighbours.get(item.id, [])]):
-                messages = worker.follow_messages(text, target, source=position == 0)
-                if messages is not None:
-                    jobs.append(solve_once(messages, target))
-            valid += parse_plan(text, worker.spec.max_steps) is not None
-        results = await asyncio.gather(*jobs)
+        before = len(cache.solved)
+        distinct = list(dict.fromkeys(record["texts"]))  # identical samples are solved once
+        outcomes = await asyncio.gather(
+            *(cache.plan_outcomes(text, item, neighbours.get(item.id, [])) for text in distinct)
+        )
         if on_problem is not None:
             on_problem(
-                ProblemRollouts(item.id, valid, len(jobs), len(solved) - before, sum(results))
+                ProblemRollouts(
+                    item.id,
+                    valid_plans=sum(
+                        parse_plan(t, worker.spec.max_steps) is not None for t in distinct
+                    ),
+                    solves=sum(len(o) for o in outcomes),
+                    new_solves=len(cache.solved) - before,
+                    correct=sum(sum(o) for o in outcomes),
+                )
             )
 
 
@@ -306,9 +338,7 @@ def score_round(
     sampled = {record["problem_id"]: record for record in JsonlLog(folder / SAMPLES_FILE).read()}
     solved = {record["key"]: record for record in JsonlLog(folder / OUTCOMES_FILE).read()}
     spec = worker.spec
-    weights = RewardWeights(
-        spec.rewards.accuracy, spec.rewards.structure, spec.rewards.real_templates
-    )
+    weights = reward_weights(spec)
     scored: list[ScoredSample] = []
     pairs: list[PreferencePair] = []
     for item in problems:

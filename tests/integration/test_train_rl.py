@@ -17,8 +17,9 @@ from flux_agent.backends import GenerationRequest, ScriptedBackend, build_backen
 from flux_agent.config import BackendSettings
 from flux_agent.training.compare import compare_navigators, trained_navigators
 from flux_agent.training.dpo import launch_dpo, train_dpo
+from flux_agent.training.grpo import train_grpo
 from flux_agent.training.models import load_base, load_folder
-from flux_agent.training.recipe import DPOSpec, ModelSpec, Recipe, RLSpec
+from flux_agent.training.recipe import DPOSpec, GRPOSpec, ModelSpec, Recipe, RLSpec
 from flux_agent.training.rewards import PreferencePair
 from flux_agent.training.rl import run_rl
 from tests.unit.training.test_rollouts import navigator_reply, solver_reply
@@ -157,7 +158,9 @@ def test_rounds_train_on_their_pairs_chain_policies_and_resume_as_done(tmp_path)
 
     out = recipe.output_dir / "rl"
     assert [s.round for s in summaries] == [1, 2]
-    assert all(s.pairs == 2 and s.dpo_steps == 2 and math.isfinite(s.dpo_loss) for s in summaries)
+    assert all(
+        s.pairs == 2 and s.train_steps == 2 and math.isfinite(s.train_loss) for s in summaries
+    )
     assert all(math.isclose(s.valid_share, 2 / 3, abs_tol=1e-3) for s in summaries)
     # Round 2 samples from round 1's trained model.
     assert navigators.policies == [out / "start", out / "round-1" / "merged"]
@@ -196,3 +199,50 @@ def test_rounds_train_on_their_pairs_chain_policies_and_resume_as_done(tmp_path)
     assert [s.label for s in scores] == ["start", "round-1", "round-2"]
     assert all(s.problems == 2 for s in scores)
     assert (out / "compare.md").read_text().startswith("| navigator |")
+
+
+def test_two_grpo_steps_change_the_lora_weights_with_a_finite_loss(tmp_path):
+    model = _save_tiny_model(tmp_path / "start")
+    asked = []
+
+    def reward(problem_ids, texts):
+        asked.append((problem_ids, texts))
+        return [float(len(text) % 5) for text in texts]  # any spread gives an advantage
+
+    report = train_grpo(
+        tmp_path / "start",
+        [("p1", PROMPT), ("p2", PROMPT)],
+        reward,
+        tmp_path / "out",
+        GRPOSpec(max_steps=2, learning_rate=1e-3),
+        samples=2,
+        plan_tokens=12,
+        temperature=1.0,
+        top_p=1.0,
+        metrics_path=tmp_path / "metrics.jsonl",
+        round_number=3,
+    )
+    assert report.steps == 2 and math.isfinite(report.loss)
+    # Each step rewards one problem's group of 2 plans, with the problem's id.
+    assert all(len(texts) == 2 and len(set(ids)) == 1 for ids, texts in asked)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert sum(1 for line in logged if "loss" in line and line["phase"] == "grpo") == 2
+    merged, _ = load_folder(tmp_path / "out" / "merged")
+    changed = _changed(model, merged)
+    assert changed and all("self_attn" in name for name in changed)
+
+
+def test_a_grpo_round_rewards_the_plans_it_samples_and_saves_the_policy(tmp_path):
+    recipe = _recipe(tmp_path)
+    recipe.rl.algorithm = "grpo"
+    recipe.rl.rounds, recipe.rl.samples, recipe.rl.plan_tokens = 1, 2, 16
+    recipe.rl.grpo = GRPOSpec(max_steps=2)
+    solver = ScriptedBackend(solver_reply)
+    (summary,) = run_rl(recipe, solver=solver, navigator_for=Navigators())
+
+    out = recipe.output_dir / "rl" / "round-1"
+    samples = [json.loads(line) for line in (out / "grpo_samples.jsonl").open()]
+    assert len(samples) == summary.samples == 4  # 2 steps x 2 generated plans
+    # A random model writes no valid plan: rewards are 0 and nothing reaches the solver.
+    assert summary.valid_share == 0.0 and summary.reward_mean == 0.0 and solver.calls == []
+    assert summary.train_steps == 2 and (out / "merged" / "config.json").is_file()
