@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flux_agent.training.recipe import RecipeError, load_recipe
 
@@ -15,6 +16,25 @@ def test_the_smoke_recipe_loads():
     recipe = load_recipe(SMOKE)
     assert recipe.name == "smoke" and recipe.model.source == "embedded"
     assert recipe.sft.max_steps > 0 and not recipe.sft.full_finetune
+
+
+def test_every_shipped_recipe_loads_and_the_gpu_one_names_real_launch_files():
+    recipes = sorted(SMOKE.parent.glob("*.yaml"))
+    assert len(recipes) >= 2
+    for path in recipes:
+        load_recipe(path)
+    gpu = load_recipe(SMOKE.parent / "gpu-qwen7b.yaml")
+    assert gpu.bf16 and gpu.rl.navigator_backend == "vllm" and gpu.rl.launcher[:2] == [
+        "accelerate",
+        "launch",
+    ]
+    config = SMOKE.parents[2] / gpu.rl.launcher[gpu.rl.launcher.index("--config_file") + 1]
+    assert yaml.safe_load(config.read_text())["num_processes"] == 6
+
+
+def test_grpo_cannot_take_the_dpo_launcher():
+    with pytest.raises(RecipeError, match="rl.launcher runs the DPO update only"):
+        load_recipe(SMOKE, ["rl.algorithm=grpo", "rl.launcher=[accelerate, launch]"])
 
 
 def test_overrides_are_typed_and_nested(tmp_path):
