@@ -12,6 +12,7 @@ Backends that cannot stream call it once with the whole text.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -91,3 +92,15 @@ class LLMBackend(Protocol):
     async def aclose(self) -> None:
         """Release connections, processes or models held by the backend."""
         ...
+
+
+def loop_emitter(
+    loop: asyncio.AbstractEventLoop, on_text: TextCallback, index: int
+) -> Callable[[str], None]:
+    """A callback for a worker thread that runs `on_text(index, delta)` on `loop`, so
+    in-process backends stream without ever calling `on_text` off the loop's thread."""
+
+    def emit(delta: str) -> None:
+        loop.call_soon_threadsafe(on_text, index, delta)
+
+    return emit

@@ -40,6 +40,7 @@ from flux_agent.backends.base import (
     GenerationRequest,
     TextCallback,
     Usage,
+    loop_emitter,
 )
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class LlamaCppBackend:
             # The worker thread hands each delta to the loop. It queues all of them before
             # it returns and the loop runs callbacks in order, so they have all been
             # delivered when this await resumes.
-            emit = None if on_text is None else _emitter(loop, on_text, index)
+            emit = None if on_text is None else loop_emitter(loop, on_text, index)
             # A cancelled caller (a deadline, a closed connection) stops a streamed
             # generation at its next token instead of leaving it to hold the model.
             cancelled = threading.Event()
@@ -276,17 +277,6 @@ def continuation_kwargs(llm: Any, request: GenerationRequest) -> dict[str, Any]:
         # The number of alternatives per token; 0 still gives the chosen token's.
         "logprobs": 0 if request.logprobs else None,
     }
-
-
-def _emitter(
-    loop: asyncio.AbstractEventLoop, on_text: TextCallback, index: int
-) -> Callable[[str], None]:
-    """A callback for the worker thread that runs `on_text(index, delta)` on the loop."""
-
-    def emit(delta: str) -> None:
-        loop.call_soon_threadsafe(on_text, index, delta)
-
-    return emit
 
 
 def _load(

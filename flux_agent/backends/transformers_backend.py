@@ -41,6 +41,7 @@ from flux_agent.backends.base import (
     GenerationRequest,
     TextCallback,
     Usage,
+    loop_emitter,
 )
 
 MISSING_EXTRA = "the transformers backend needs torch and transformers: pip install -e '.[train]'"
@@ -102,7 +103,7 @@ class TransformersBackend:
         completions: list[Completion | None] = [None] * len(requests)
         for indices in _batches(requests):
             streamed = on_text is not None and len(indices) == 1
-            emit = _emitter(loop, on_text, indices[0]) if streamed and on_text else None
+            emit = loop_emitter(loop, on_text, indices[0]) if streamed and on_text else None
             # A cancelled caller stops generation at its next token, releasing the model.
             cancelled = threading.Event()
             batch = [requests[i] for i in indices]
@@ -292,17 +293,6 @@ def _cut(text: str, stop: Sequence[str]) -> str:
 def _partial_stop(text: str, stop: Sequence[str]) -> int:
     """Length of the longest end of `text` that begins some stop string."""
     return max((n for s in stop for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
-
-
-def _emitter(
-    loop: asyncio.AbstractEventLoop, on_text: TextCallback, index: int
-) -> Callable[[str], None]:
-    """A callback for the worker thread that runs `on_text(index, delta)` on the loop."""
-
-    def emit(delta: str) -> None:
-        loop.call_soon_threadsafe(on_text, index, delta)
-
-    return emit
 
 
 def _load(path: Path, device: str | None, threads: int | None) -> tuple[Any, Any, threading.Lock]:

@@ -29,6 +29,7 @@ from flux_agent.training.trainer_parts import (
     lora_config,
     metrics_callback,
     save_trained,
+    trainer_args,
 )
 
 REPORT_FILE = "dpo.json"
@@ -70,20 +71,19 @@ def train_dpo(
     columns = ("prompt", "chosen", "rejected")  # `margin` is ours, not DPO's
     records = [{key: pair[key] for key in columns} for pair in pairs]
     config = DPOConfig(
-        output_dir=str(out / "checkpoints"),
-        beta=spec.beta,
-        max_steps=spec.max_steps,
-        num_train_epochs=spec.epochs,
-        per_device_train_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.gradient_accumulation,
-        learning_rate=spec.learning_rate,
-        max_length=spec.max_length,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=list(report_to) or "none",
-        seed=seed,
-        bf16=bf16,
-        gradient_checkpointing=False,  # small navigators: recomputing costs more than it saves
+        **trainer_args(
+            out,
+            report_to=report_to,
+            seed=seed,
+            bf16=bf16,
+            beta=spec.beta,
+            max_steps=spec.max_steps,
+            num_train_epochs=spec.epochs,
+            per_device_train_batch_size=spec.batch_size,
+            gradient_accumulation_steps=spec.gradient_accumulation,
+            learning_rate=spec.learning_rate,
+            max_length=spec.max_length,
+        )
     )
     trainer = DPOTrainer(
         model=model,

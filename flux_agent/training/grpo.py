@@ -22,6 +22,7 @@ from flux_agent.training.trainer_parts import (
     lora_config,
     metrics_callback,
     save_trained,
+    trainer_args,
 )
 
 PlanRewards = Callable[[list[str], list[str]], list[float]]
@@ -71,22 +72,21 @@ def train_grpo(
 
     model, tokenizer = load_folder(policy, bf16=bf16)
     config = GRPOConfig(
-        output_dir=str(out / "checkpoints"),
-        num_generations=samples,
-        per_device_train_batch_size=samples,  # one problem's group per step
-        max_completion_length=plan_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        beta=spec.beta,
-        learning_rate=spec.learning_rate,
-        num_train_epochs=spec.epochs,
-        max_steps=spec.max_steps,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=list(report_to) or "none",
-        seed=seed,
-        bf16=bf16,
-        gradient_checkpointing=False,
+        **trainer_args(
+            out,
+            report_to=report_to,
+            seed=seed,
+            bf16=bf16,
+            num_generations=samples,
+            per_device_train_batch_size=samples,  # one problem's group per step
+            max_completion_length=plan_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            beta=spec.beta,
+            learning_rate=spec.learning_rate,
+            num_train_epochs=spec.epochs,
+            max_steps=spec.max_steps,
+        )
     )
     trainer = GRPOTrainer(
         model=model,

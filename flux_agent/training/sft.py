@@ -26,6 +26,7 @@ from flux_agent.training.trainer_parts import (
     lora_config,
     metrics_callback,
     save_trained,
+    trainer_args,
 )
 
 
@@ -69,18 +70,18 @@ def run_sft(recipe: Recipe) -> SFTReport:
     metrics_path = out / "metrics.jsonl"
     metrics_path.unlink(missing_ok=True)
     config = SFTConfig(
-        output_dir=str(out / "checkpoints"),
-        max_steps=spec.max_steps,
-        num_train_epochs=spec.epochs,
-        per_device_train_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.gradient_accumulation,
-        learning_rate=spec.learning_rate,
-        max_length=spec.max_length,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=list(recipe.report_to) or "none",
-        seed=recipe.seed,
-        bf16=recipe.bf16,
+        **trainer_args(
+            out,
+            report_to=recipe.report_to,
+            seed=recipe.seed,
+            bf16=recipe.bf16,
+            max_steps=spec.max_steps,
+            num_train_epochs=spec.epochs,
+            per_device_train_batch_size=spec.batch_size,
+            gradient_accumulation_steps=spec.gradient_accumulation,
+            learning_rate=spec.learning_rate,
+            max_length=spec.max_length,
+        )
     )
     trainer = SFTTrainer(
         model=model,

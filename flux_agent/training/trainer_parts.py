@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,23 @@ def lora_config(spec: LoraSpec) -> Any:
         target_modules=list(spec.target_modules),
         task_type="CAUSAL_LM",
     )
+
+
+def trainer_args(
+    out: Path, *, report_to: Sequence[str], seed: int, bf16: bool, **specific: Any
+) -> dict[str, Any]:
+    """Arguments every TRL config here shares, plus the trainer's own (`specific`)."""
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": list(report_to) or "none",
+        "seed": seed,
+        "bf16": bf16,
+        # Small navigators on a CPU: recomputing activations costs more than it saves.
+        "gradient_checkpointing": False,
+        **specific,
+    }
 
 
 def metrics_callback(path: Path, **fields: Any) -> Any:
