@@ -215,13 +215,15 @@ async def _run_rl(
     (out / "recipe.yaml").write_text(
         yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
     )
+    # What the user may have got wrong fails first, before seconds of loading and indexing.
+    solver_settings = BackendSettings.from_spec(recipe.rl.solver)
+    policy = await asyncio.to_thread(start_policy, recipe)
     embedder = await asyncio.to_thread(load_embedder)
     data = await asyncio.to_thread(prepare_data, recipe, embedder)
     store = await asyncio.to_thread(open_training_store, recipe, embedder)
     known_ids = {template.id for template in load_library(recipe.library)}
     owned = solver is None
-    solver = solver or build_backend(BackendSettings.from_spec(recipe.rl.solver))
-    policy = await asyncio.to_thread(start_policy, recipe)
+    solver = solver or build_backend(solver_settings)
     summaries = []
     try:
         for number in range(1, recipe.rl.rounds + 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -58,3 +59,34 @@ def test_serve_rejects_bad_options_before_loading_anything(tmp_path):
     assert isinstance(spec.exception, CLIError) and "--backend big" in str(spec.exception)
     help_text = runner.invoke(app, ["serve", "--help"]).output
     assert "FLUX_API_KEY" in help_text and "429" in help_text
+
+
+def test_train_commands_explain_what_is_missing_before_any_work(tmp_path):
+    recipe = str(Path(__file__).resolve().parents[2] / "training" / "recipes" / "smoke.yaml")
+    out = f"output_dir={tmp_path}"
+    no_sft = runner.invoke(app, ["train", "rl", recipe, "--set", out])
+    assert isinstance(no_sft.exception, CLIError)
+    assert "run `flux train sft` with this recipe first" in str(no_sft.exception)
+    typo = runner.invoke(app, ["train", "rl", recipe, "--set", "rl.sampels=3"])
+    assert isinstance(typo.exception, CLIError) and "rl.sampels" in str(typo.exception)
+    nothing = runner.invoke(
+        app, ["train", "compare", recipe, "--set", out, "--set", "rl.start=sft"]
+    )
+    assert isinstance(nothing.exception, CLIError) and "flux train sft" in str(nothing.exception)
+    bad_solver = runner.invoke(
+        app,
+        [
+            "train",
+            "rl",
+            recipe,
+            "--set",
+            out,
+            "--set",
+            "rl.start=base",
+            "--set",
+            "rl.solver=ftp://x",
+        ],
+    )
+    # The solver spec is read before the base model is loaded or anything is indexed.
+    assert isinstance(bad_solver.exception, CLIError) and "ftp://x" in str(bad_solver.exception)
+    assert not (tmp_path / "rl" / "start").exists()
