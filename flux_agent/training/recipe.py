@@ -52,6 +52,11 @@ class SFTSpec(_Spec):
     gradient_accumulation: int = Field(default=1, ge=1)
     max_length: int = Field(default=1024, ge=64, description="Tokens per example, at most.")
     limit: int | None = Field(default=None, ge=1, description="Use only this many examples.")
+    kinds: list[Literal["card", "recall", "plan"]] = Field(
+        default_factory=lambda: ["card", "recall", "plan"],
+        min_length=1,
+        description="Which example kinds to train on (a short run may keep only `plan`).",
+    )
     candidates: int = Field(default=4, ge=2, description="Templates offered in plan examples.")
     plan_steps: int = Field(default=3, ge=1, description="`max_steps` in the plan prompt.")
     full_finetune: bool = Field(default=False, description="Train every weight, not LoRA.")

@@ -61,7 +61,8 @@ def run_sft(recipe: Recipe) -> SFTReport:
         candidates=spec.candidates,
         max_steps=spec.plan_steps,
         seed=recipe.seed,
-    )[: spec.limit]
+    )
+    examples = [example for example in examples if example.kind in spec.kinds][: spec.limit]
     records = [example.record() for example in examples]
     with (out / "data.jsonl").open("w", encoding="utf-8") as data:
         data.writelines(json.dumps(record) + "\n" for record in records)

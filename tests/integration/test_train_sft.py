@@ -17,12 +17,13 @@ transformers = pytest.importorskip("transformers")
 
 
 def _recipe(tmp_path, **sft) -> Recipe:
+    settings = {"max_steps": 2, "limit": 8, "batch_size": 2, "max_length": 512, **sft}
     return Recipe(
         name="tiny",
         seed=3,
         output_dir=tmp_path,
         model=ModelSpec(source="tiny-random"),
-        sft=SFTSpec(max_steps=2, limit=8, batch_size=2, max_length=512, **sft),
+        sft=SFTSpec(**settings),
     )
 
 
@@ -60,3 +61,10 @@ def test_two_sft_steps_change_the_weights_with_a_finite_loss(tmp_path, full):
     assert (
         merged.generate(**ids, max_new_tokens=3, do_sample=False).shape[1] > ids.input_ids.shape[1]
     )
+
+
+def test_sft_can_keep_only_some_example_kinds(tmp_path):
+    report = run_sft(_recipe(tmp_path, kinds=["plan"], max_steps=1))
+    records = [json.loads(line) for line in (tmp_path / "sft" / "data.jsonl").open()]
+    assert report.examples == len(records) == 8
+    assert {record["kind"] for record in records} == {"plan"}
