@@ -117,6 +117,15 @@ def prepare_data(recipe: Recipe, embedder: TextEmbedder) -> TrainingData:
     path = rl_dir(recipe) / "split.json"
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))
+        wanted = {
+            "heldout": spec.heldout,
+            **{f"round-{n}": spec.problems for n in range(1, spec.rounds + 1)},
+        }
+        if {name: len(ids) for name, ids in stored["split"].items()} != wanted:
+            raise ValueError(
+                f"{path} was made for other rl.heldout/rounds/problems counts than this "
+                "recipe's; use a new output_dir (or the recipe it was made with)"
+            )
         missing = [i for ids in stored["split"].values() for i in ids if i not in items]
         if missing:
             raise ValueError(
@@ -157,7 +166,7 @@ def start_policy(recipe: Recipe) -> Path:
     if not (folder / "config.json").is_file():
         from flux_agent.training.models import load_base
 
-        model, tokenizer = load_base(recipe.model, seed=recipe.seed)
+        model, tokenizer = load_base(recipe.model, seed=recipe.seed, bf16=recipe.bf16)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return folder

@@ -188,6 +188,9 @@ def test_rounds_train_on_their_pairs_chain_policies_and_resume_as_done(tmp_path)
     # Run again: every round is done, nothing is sampled or solved.
     again = run_rl(recipe, solver=ScriptedBackend([]), navigator_for=Navigators())
     assert again == summaries
+    longer = recipe.model_copy(update={"rl": recipe.rl.model_copy(update={"rounds": 3})})
+    with pytest.raises(ValueError, match=r"other rl\.heldout/rounds/problems counts"):
+        run_rl(longer, solver=ScriptedBackend([]), navigator_for=Navigators())
 
     # Before/after on the held-out problems, with the same scripted models.
     scores = compare_navigators(
