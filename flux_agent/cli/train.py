@@ -69,7 +69,8 @@ def rl(
     recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
     overrides: Overrides = None,
 ) -> None:
-    """Trajectory optimisation: rounds of plan rollouts, rewards, preference pairs and DPO.
+    """Trajectory optimisation: rounds of plan rollouts, rewards, and DPO on preference pairs
+    (or GRPO with the same reward online: --set rl.algorithm=grpo).
 
     Each round samples rl.samples plans per training problem from the current navigator,
     follows each with the solver on the problem and its rl.neighbours nearest neighbours,
