@@ -29,6 +29,7 @@ from flux_agent.training.trainer_parts import (
     lora_config,
     metrics_callback,
     save_trained,
+    schedule_args,
     trainer_args,
 )
 
@@ -77,12 +78,7 @@ def train_dpo(
             seed=seed,
             bf16=bf16,
             beta=spec.beta,
-            max_steps=spec.max_steps,
-            num_train_epochs=spec.epochs,
-            per_device_train_batch_size=spec.batch_size,
-            gradient_accumulation_steps=spec.gradient_accumulation,
-            learning_rate=spec.learning_rate,
-            max_length=spec.max_length,
+            **schedule_args(spec),
         )
     )
     trainer = DPOTrainer(

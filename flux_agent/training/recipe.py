@@ -15,6 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+ExampleKind = Literal["card", "recall", "plan"]
+EXAMPLE_KINDS: tuple[ExampleKind, ...] = ("card", "recall", "plan")
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -52,8 +55,8 @@ class SFTSpec(_Spec):
     gradient_accumulation: int = Field(default=1, ge=1)
     max_length: int = Field(default=1024, ge=64, description="Tokens per example, at most.")
     limit: int | None = Field(default=None, ge=1, description="Use only this many examples.")
-    kinds: list[Literal["card", "recall", "plan"]] = Field(
-        default_factory=lambda: ["card", "recall", "plan"],
+    kinds: list[ExampleKind] = Field(
+        default_factory=lambda: list(EXAMPLE_KINDS),
         min_length=1,
         description="Which example kinds to train on (a short run may keep only `plan`).",
     )

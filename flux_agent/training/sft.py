@@ -26,6 +26,7 @@ from flux_agent.training.trainer_parts import (
     lora_config,
     metrics_callback,
     save_trained,
+    schedule_args,
     trainer_args,
 )
 
@@ -76,12 +77,7 @@ def run_sft(recipe: Recipe) -> SFTReport:
             report_to=recipe.report_to,
             seed=recipe.seed,
             bf16=recipe.bf16,
-            max_steps=spec.max_steps,
-            num_train_epochs=spec.epochs,
-            per_device_train_batch_size=spec.batch_size,
-            gradient_accumulation_steps=spec.gradient_accumulation,
-            learning_rate=spec.learning_rate,
-            max_length=spec.max_length,
+            **schedule_args(spec),
         )
     )
     trainer = SFTTrainer(

@@ -16,14 +16,13 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from flux_agent.agent.models import Plan, PlanStep
 from flux_agent.agent.prompts import NAVIGATOR_SYSTEM, plan_messages
 from flux_agent.backends.base import Message
 from flux_agent.templates import ThoughtTemplate
-
-Kind = Literal["card", "recall", "plan"]
+from flux_agent.training.recipe import ExampleKind as Kind
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flux_agent.training.recipe import LoraSpec
+from flux_agent.training.recipe import DPOSpec, LoraSpec, SFTSpec
 
 
 def lora_config(spec: LoraSpec) -> Any:
@@ -37,6 +37,18 @@ def trainer_args(
         # Small navigators on a CPU: recomputing activations costs more than it saves.
         "gradient_checkpointing": False,
         **specific,
+    }
+
+
+def schedule_args(spec: SFTSpec | DPOSpec) -> dict[str, Any]:
+    """Steps, epochs, batch, learning rate and length, as TRL names them."""
+    return {
+        "max_steps": spec.max_steps,
+        "num_train_epochs": spec.epochs,
+        "per_device_train_batch_size": spec.batch_size,
+        "gradient_accumulation_steps": spec.gradient_accumulation,
+        "learning_rate": spec.learning_rate,
+        "max_length": spec.max_length,
     }
 
 
