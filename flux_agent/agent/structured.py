@@ -40,7 +40,7 @@ class StructuredReply(Generic[ModelT]):
     raw: str = ""
 
 
-def _json_text(text: str) -> str:
+def json_text(text: str) -> str:
     """The JSON object in a reply, tolerating code fences and chatter around it."""
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, flags=re.DOTALL)
     if fenced:
@@ -100,7 +100,7 @@ async def generate_structured(
         reply.raw = completion.text
         try:
             # strict=False: llama.cpp grammars let raw newlines into strings; they are harmless.
-            value = model.model_validate(json.loads(_json_text(completion.text), strict=False))
+            value = model.model_validate(json.loads(json_text(completion.text), strict=False))
             if validate is not None:
                 validate(value)
         except (ValidationError, ValueError) as exc:  # JSONDecodeError is a ValueError

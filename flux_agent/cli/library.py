@@ -11,11 +11,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from flux_agent.cli.common import CLIError, DataDir, console, settings_from_options
+from flux_agent.cli.grow import accept, grow, log
 from flux_agent.templates.duplicates import NEAR_DUPLICATE_THRESHOLD
 
 library_app = typer.Typer(
-    help="Validate, index and search the template library.", no_args_is_help=True
+    help="Validate, index, search and grow the template library.", no_args_is_help=True
 )
+library_app.command()(grow)
+library_app.command()(accept)
+library_app.command()(log)
 
 
 @library_app.command("validate")

@@ -41,6 +41,7 @@ _FORMATS_ACCEPTED = (
 )
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _GSM8K_FINAL = re.compile(r"####\s*(.+)")
+_GSM8K_CALCULATOR = re.compile(r"<<[^<>]*>>")  # the annotations GSM8K puts in its solutions
 _LEVEL = re.compile(r"(?:level\s*)?(\d+)", flags=re.IGNORECASE)
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class _Record:
     subject: str | None
     level: int | None
     given_id: str | None
+    solution: str | None = None
 
 
 def load_items(
@@ -286,7 +288,18 @@ def _recognise_record(row: Any, number: int, where: str) -> _Record | None:
         subject=subject.strip() if isinstance(subject, str) and subject.strip() else None,
         level=_level(fields.get("level")) if record_format == _MATH else None,
         given_id=str(given_id) if given_id not in (None, "") else None,
+        solution=_solution(fields, record_format),
     )
+
+
+def _solution(fields: dict[str, Any], record_format: str) -> str | None:
+    """The worked solution: MATH's `solution`, or GSM8K's answer text before `#### N`."""
+    text = fields.get("solution") if record_format == _MATH else fields.get("answer")
+    if not isinstance(text, str):
+        return None
+    if record_format == _GSM8K:
+        text = _GSM8K_CALCULATOR.sub("", text.split("####")[0])
+    return text.strip() or None
 
 
 def _lower_keys(row: dict[str, Any]) -> dict[str, Any]:
@@ -364,6 +377,7 @@ def _to_items(found: _Source, records: list[_Record]) -> list[EvalItem]:
             answer=record.answer,
             subject=record.subject,
             level=record.level,
+            solution=record.solution,
         )
         for record in records
     ]

@@ -26,6 +26,9 @@ class EvalItem(BaseModel):
     answer: str = Field(description="The reference final answer (already extracted).")
     subject: str | None = None
     level: int | None = None
+    solution: str | None = Field(
+        default=None, description="A worked solution, when the source has one (library growth)."
+    )
 
 
 class TokenCount(BaseModel):

@@ -1,16 +1,19 @@
 """Admitting a new template into the library: the gate, and the atomic write.
 
-A candidate (from the API today, from library growth later) gets in only if it
-passes every rule `flux library validate` applies to the library as a whole:
-the schema, the tag vocabulary, a `check` that evaluates to the example's
-answer, a fresh id, and no near-duplicate among the existing techniques.
-`Admission` keeps the library's technique vectors in memory, so judging one
-candidate embeds one text instead of the whole library.
+A candidate (from the API, from library growth, from a reviewed folder) gets in only
+if it passes every rule `flux library validate` applies to the library as a whole:
+the schema, the tag vocabulary, a `check` that evaluates to the example's answer, a
+fresh id and file, and no near-duplicate among the existing techniques. `Admission`
+keeps the library's technique vectors in memory, so judging one candidate embeds one
+text instead of the whole library; `refresh` catches up with templates other
+processes wrote, embedding only those.
 
     admission = Admission.load(folder, embedder)
     rejections = admission.judge(template, sandbox)
     if not rejections:
         path = admission.add(template)
+
+`LibraryWriter` (writer.py) wraps this with the lock, the log and the index.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Literal
 import numpy as np
 import yaml
 
+from flux_agent.storage import write_atomic
 from flux_agent.templates.duplicates import (
     NEAR_DUPLICATE_THRESHOLD,
     load_distinct_pairs,
@@ -40,6 +44,9 @@ from flux_agent.templates.library import (
 from flux_agent.templates.model import ThoughtTemplate
 from flux_agent.verify.sandbox import Sandbox
 
+HISTORY_DIR = ".history"
+"""Old versions of merged templates: `.history/<id>/v<N>.yaml` (hidden: not templates)."""
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -54,6 +61,14 @@ class Rejection:
     kind: Literal["invalid", "conflict"] = "invalid"
 
 
+@dataclass(frozen=True)
+class Neighbour:
+    """An existing template whose technique reads like the candidate's."""
+
+    id: str
+    similarity: float
+
+
 class Admission:
     """The library's templates and technique vectors, and the rules a newcomer must pass."""
 
@@ -63,31 +78,62 @@ class Admission:
         templates: list[ThoughtTemplate],
         embedder: TextEmbedder,
         threshold: float = NEAR_DUPLICATE_THRESHOLD,
+        *,
+        fingerprint: str | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.embedder = embedder
         self.threshold = threshold
-        self._templates = {t.id: t for t in templates}
-        self._ids = [t.id for t in templates]
-        self._vectors = np.asarray(
-            embedder.embed([technique_text(t) for t in templates]), dtype=float
-        ).reshape(len(templates), -1)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._cache: dict[str, np.ndarray] = {}  # content hash -> technique vector
         self._last_vector: tuple[str, np.ndarray] | None = None
+        self._fingerprint = fingerprint
+        self._set_templates(templates)
 
     @classmethod
     def load(cls, folder: Path, embedder: TextEmbedder) -> Admission:
         """Read the library (it must be valid) and embed its techniques (seconds)."""
-        return cls(folder, load_library(folder), embedder)
+        from flux_agent.templates.journal import library_fingerprint
+
+        fingerprint = library_fingerprint(folder)
+        return cls(folder, load_library(folder), embedder, fingerprint=fingerprint)
+
+    def refresh(self) -> bool:
+        """Re-read the library if its files changed since it was read (by another process,
+        or by hand), embedding only new and changed techniques. True if it changed.
+
+        Raises:
+            LibraryError: the folder is no longer a valid library.
+        """
+        from flux_agent.templates.journal import library_fingerprint
+
+        fingerprint = library_fingerprint(self.folder)
+        with self._lock:
+            if fingerprint == self._fingerprint:
+                return False
+            self._set_templates(load_library(self.folder))
+            self._fingerprint = fingerprint
+            return True
 
     def get(self, template_id: str) -> ThoughtTemplate | None:
         return self._templates.get(template_id)
+
+    def templates(self) -> list[ThoughtTemplate]:
+        return list(self._templates.values())
 
     def __len__(self) -> int:
         return len(self._templates)
 
     def judge(self, template: ThoughtTemplate, sandbox: Sandbox) -> list[Rejection]:
         """Every rule the template breaks (empty: it may be added)."""
+        return [
+            *self.rule_rejections(template, sandbox),
+            *self.conflicts(template),
+            *self.near_duplicate_rejections(template),
+        ]
+
+    def rule_rejections(self, template: ThoughtTemplate, sandbox: Sandbox) -> list[Rejection]:
+        """The rules a template breaks on its own: unknown tags, a `check` that fails."""
         rejections = []
         vocabulary, _ = load_tag_vocabulary(self.folder)
         if vocabulary is not None:
@@ -99,62 +145,157 @@ class Admission:
         passed, why = check_example(template, sandbox)
         if not passed:
             rejections.append(Rejection("check", why))
-        if template.id in self._templates:
-            rejections.append(Rejection("id", "a template with this id exists", "conflict"))
-        rejections.extend(self._near_duplicates(template))
         return rejections
 
-    def add(self, template: ThoughtTemplate) -> Path:
-        """Write the template's YAML file atomically and remember its technique.
+    def conflicts(self, template: ThoughtTemplate) -> list[Rejection]:
+        """Its id, or the file it would be written to, is taken."""
+        if template.id in self._templates:
+            return [Rejection("id", "a template with this id exists", "conflict")]
+        path = template_path(self.folder, template)
+        if path in self._path_set or path.exists():
+            return [
+                Rejection(
+                    "id",
+                    f"the file {path.relative_to(self.folder)} belongs to another template; "
+                    "choose another last part for the id",
+                    "conflict",
+                )
+            ]
+        return []
 
-        Raises:
-            FileExistsError: the id was taken meanwhile (by another process too).
-        """
-        vector = self._vector(template)[None, :]
-        with self._lock:
-            if template.id in self._templates:
-                raise FileExistsError(f"a template with id {template.id!r} exists")
-            path = write_template(self.folder, template)
-            self._templates[template.id] = template
-            self._ids.append(template.id)
-            self._vectors = np.vstack([self._vectors, vector]) if len(self._ids) > 1 else vector
-        return path
+    def free_id(self, template: ThoughtTemplate, tries: int = 20) -> str | None:
+        """The template's id if it is free, else the first free `<id>_N`, or None."""
+        for number in range(1, tries + 1):
+            candidate_id = template.id if number == 1 else f"{template.id}_{number}"
+            renamed = template.model_copy(update={"id": candidate_id})
+            if not self.conflicts(renamed):
+                return candidate_id
+        return None
 
-    def _vector(self, template: ThoughtTemplate) -> np.ndarray:
-        """The technique's embedding; the last one is kept, so `judge` then `add` embed once."""
-        key = template.content_hash()
-        if self._last_vector is None or self._last_vector[0] != key:
-            vector = np.asarray(self.embedder.embed([technique_text(template)]), dtype=float)[0]
-            self._last_vector = (key, vector)
-        return self._last_vector[1]
-
-    def _near_duplicates(self, template: ThoughtTemplate) -> list[Rejection]:
+    def neighbours(self, template: ThoughtTemplate) -> list[Neighbour]:
+        """Existing templates at or above the near-duplicate threshold, closest first
+        (pairs listed in `distinct.yaml` excepted)."""
         if not self._ids:
             return []
         vector = self._vector(template)
         similarities = self._vectors @ vector  # the embedder returns unit vectors
         distinct, _ = load_distinct_pairs(self.folder)
         close = [
-            (float(similarity), other)
+            Neighbour(other, round(float(similarity), 4))
             for other, similarity in zip(self._ids, similarities.tolist(), strict=True)
-            if similarity >= self.threshold
-            and other != template.id
-            and frozenset((other, template.id)) not in distinct
+            if similarity >= self.threshold and frozenset((other, template.id)) not in distinct
         ]
+        return sorted(close, key=lambda n: n.similarity, reverse=True)
+
+    def near_duplicate_rejections(self, template: ThoughtTemplate) -> list[Rejection]:
         return [
             Rejection(
                 "technique",
-                f"a near-duplicate of {other} (cosine {similarity:.3f} >= {self.threshold}); "
+                f"a near-duplicate of {n.id} (cosine {n.similarity:.3f} >= {self.threshold}); "
                 "extend that template instead, or describe a technique that differs",
                 "conflict",
             )
-            for similarity, other in sorted(close, reverse=True)
+            for n in self.neighbours(template)
         ]
+
+    def add(self, template: ThoughtTemplate, *, write: bool = True) -> Path:
+        """Write the template's YAML file atomically and remember its technique.
+
+        With `write=False` only memory changes (a dry run sees its own additions).
+
+        Raises:
+            FileExistsError: the id was taken meanwhile (by another process too).
+        """
+        vector = self._vector(template)
+        with self._lock:
+            if template.id in self._templates:
+                raise FileExistsError(f"a template with id {template.id!r} exists")
+            path = (
+                write_template(self.folder, template)
+                if write
+                else template_path(self.folder, template)
+            )
+            self._remember(template, vector, path)
+        return path
+
+    def replace(self, template: ThoughtTemplate, *, write: bool = True) -> Path:
+        """Write a new version of an existing template, keeping the old one in `.history/`.
+
+        Raises:
+            KeyError: no template has this id.
+        """
+        vector = self._vector(template)
+        with self._lock:
+            old = self._templates[template.id]
+            path = self._paths[template.id]
+            if write:
+                history = self.folder / HISTORY_DIR / old.id / f"v{old.version}.yaml"
+                if not history.exists():
+                    _write_new(history, template_yaml(old))
+                write_atomic(path, template_yaml(template))
+            self._remember(template, vector, path)
+        return path
+
+    def _set_templates(self, templates: list[ThoughtTemplate]) -> None:
+        with self._lock:
+            self._templates = {t.id: t for t in templates}
+            self._ids = [t.id for t in templates]
+            self._paths = {t.id: template_path(self.folder, t) for t in templates}
+            missing = [t for t in templates if t.content_hash() not in self._cache]
+            if missing:
+                vectors = np.asarray(
+                    self.embedder.embed([technique_text(t) for t in missing]), dtype=float
+                ).reshape(len(missing), -1)
+                self._cache.update(
+                    (t.content_hash(), v) for t, v in zip(missing, vectors, strict=True)
+                )
+            hashes = [t.content_hash() for t in templates]
+            self._vectors = (
+                np.vstack([self._cache[h] for h in hashes]) if hashes else np.zeros((0, 1))
+            )
+
+    def _remember(self, template: ThoughtTemplate, vector: np.ndarray, path: Path) -> None:
+        self._cache[template.content_hash()] = vector
+        if template.id in self._templates:
+            row = self._ids.index(template.id)
+            self._vectors = self._vectors.copy()
+            self._vectors[row] = vector
+        else:
+            self._ids.append(template.id)
+            self._vectors = (
+                np.vstack([self._vectors, vector[None, :]])
+                if len(self._ids) > 1
+                else vector[None, :]
+            )
+        self._templates[template.id] = template
+        self._paths[template.id] = path
+
+    @property
+    def _path_set(self) -> set[Path]:
+        return set(self._paths.values())
+
+    def _vector(self, template: ThoughtTemplate) -> np.ndarray:
+        """The technique's embedding; the last one is kept, so `judge` then `add` embed once."""
+        key = template.content_hash()
+        if key in self._cache:
+            return self._cache[key]
+        if self._last_vector is None or self._last_vector[0] != key:
+            vector = np.asarray(self.embedder.embed([technique_text(template)]), dtype=float)[0]
+            self._last_vector = (key, vector)
+        return self._last_vector[1]
 
 
 def template_path(folder: Path, template: ThoughtTemplate) -> Path:
     """Where a template lives: `<domain>/<last part of its id>.yaml`."""
     return Path(folder) / template.domain / f"{template.id.rsplit('.', 1)[-1]}.yaml"
+
+
+def template_yaml(template: ThoughtTemplate) -> str:
+    """The template as the library stores it (no empty optional fields)."""
+    data = template.model_dump(mode="json", exclude={"schema_version"}, exclude_none=True)
+    if not data["provenance"].get("merges"):
+        data["provenance"].pop("merges", None)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
 def write_template(folder: Path, template: ThoughtTemplate) -> Path:
@@ -164,13 +305,12 @@ def write_template(folder: Path, template: ThoughtTemplate) -> Path:
         FileExistsError: a file for this id exists already.
     """
     path = template_path(folder, template)
+    _write_new(path, template_yaml(template))
+    return path
+
+
+def _write_new(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(
-        template.model_dump(mode="json", exclude={"schema_version"}),
-        sort_keys=False,
-        allow_unicode=True,
-        width=100,
-    )
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-", suffix=".yaml")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -181,4 +321,3 @@ def write_template(folder: Path, template: ThoughtTemplate) -> Path:
         os.link(temporary, path)
     finally:
         os.unlink(temporary)
-    return path

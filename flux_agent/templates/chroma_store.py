@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_COLLECTION = "flux_templates"
 BUILD_HINT = "run `flux library build`"
 _MODEL_KEY = "embedding_model"
+_LIBRARY_KEY = "library_fingerprint"
 _SPACE = "cosine"
 _CONFIGURATION: CreateCollectionConfiguration = {"hnsw": {"space": "cosine"}}
 
@@ -80,6 +81,26 @@ class ChromaTemplateStore:
         """The model the stored vectors came from (None for a collection made elsewhere)."""
         value = (self._collection.metadata or {}).get(_MODEL_KEY)
         return value if isinstance(value, str) else None
+
+    @property
+    def library_fingerprint(self) -> str | None:
+        """The fingerprint of the library folder this index last caught up with (see journal)."""
+        with _chroma_errors("read the collection"):
+            metadata = self._client.get_collection(
+                self._collection_name, embedding_function=None
+            ).metadata
+        value = (metadata or {}).get(_LIBRARY_KEY)
+        return value if isinstance(value, str) else None
+
+    def mark_library(self, fingerprint: str) -> None:
+        """Record that the index now holds the library whose fingerprint this is."""
+        with _chroma_errors("update the collection"):
+            self._collection = self._client.get_collection(
+                self._collection_name, embedding_function=None
+            )
+            metadata = dict(self._collection.metadata or {})
+            metadata[_LIBRARY_KEY] = fingerprint
+            self._collection.modify(metadata=metadata)
 
     def index(self, templates: Sequence[ThoughtTemplate], *, prune: bool = True) -> IndexReport:
         """Embed new and changed templates (by content hash); with `prune`, drop the others.

@@ -76,11 +76,17 @@ def template_files(folder: Path) -> list[Path]:
     """Every template file below `folder` (in a domain folder, never at the top), sorted.
 
     Files at the top level (`tags.yaml`, ...) describe the library; they are not templates.
+    Hidden paths are skipped: `.history/` keeps old versions, `.new-*` files are writes
+    in progress.
     """
+    folder = Path(folder)
     return sorted(
         p
-        for p in folder.rglob("*")
-        if p.suffix in {".yaml", ".yml"} and p.is_file() and p.parent != folder
+        for p in folder.rglob("*.y*ml")
+        if p.suffix in {".yaml", ".yml"}
+        and p.parent != folder
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
     )
 
 

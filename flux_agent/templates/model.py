@@ -47,13 +47,32 @@ class WorkedExample(_Strict):
     answer: str = Field(min_length=1, description="The final answer, as a reader would write it.")
 
 
+class Merge(_Strict):
+    """A near-duplicate candidate folded into a template: what it added, and where it came from."""
+
+    version: int = Field(ge=2, description="The version of the template this merge produced.")
+    date: date
+    source: str = Field(min_length=1, description="Source file, 'runs', 'api' or 'review'.")
+    record: str | None = Field(default=None, description="The record or run id in the source.")
+    model: str | None = None
+    prompt_version: str | None = None
+    added: dict[str, int] = Field(description="Items added per field, e.g. {'pitfalls': 1}.")
+
+
 class Provenance(_Strict):
-    """Where a template came from."""
+    """Where a template came from, and the merges that extended it since."""
 
     kind: Literal["authored", "extracted"] = "authored"
     source: str = Field(default="flux-agent maintainers", min_length=1)
     date: date
     model: str | None = Field(default=None, description="The model that wrote it, if extracted.")
+    record: str | None = Field(
+        default=None, description="The record (dataset id or line) or run id it was extracted from."
+    )
+    prompt_version: str | None = Field(
+        default=None, description="The version of the extraction prompt, if extracted."
+    )
+    merges: list[Merge] = Field(default_factory=list)
 
 
 class ThoughtTemplate(_Strict):

@@ -34,12 +34,12 @@ from flux_agent.backends import LLMBackend, build_backend
 from flux_agent.config import BackendSettings, Settings, StoreSettings
 from flux_agent.eval.datasets import load_items
 from flux_agent.eval.records import EvalItem
+from flux_agent.storage import JsonlLog
 from flux_agent.templates import TemplateStore, load_library
 from flux_agent.templates.embeddings import TextEmbedder, load_embedder
 from flux_agent.training.recipe import Recipe
 from flux_agent.training.rewards import Reward, plan_reward
 from flux_agent.training.rollouts import (
-    JsonlLog,
     ProblemRollouts,
     RolloutWorker,
     RoundScores,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 import zlib
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ import numpy as np
 from flux_agent.agent.prompts import plan_messages
 from flux_agent.backends.base import GenerationRequest, LLMBackend, Message
 from flux_agent.eval.records import EvalItem
+from flux_agent.storage import JsonlLog
 from flux_agent.templates.embeddings import TextEmbedder
 from flux_agent.templates.model import ThoughtTemplate
 from flux_agent.templates.store import TemplateStore
@@ -106,39 +106,6 @@ def nearest_neighbours(
         ranked = np.argsort(-similarity[row], kind="stable")
         found[item.id] = [pool[i].id for i in ranked if pool[i].id != item.id][:m]
     return found
-
-
-class JsonlLog:
-    """An append-only JSON-lines file that survives being killed mid-write.
-
-    Each record is flushed and synced as it is appended; a torn last line (a kill during
-    a write) is dropped when the file is read back, and cut off before the next append."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        records, good_bytes = [], 0
-        with self.path.open("rb") as lines:
-            for line in lines:
-                try:
-                    records.append(json.loads(line))
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    break
-                good_bytes += len(line)
-        if good_bytes < self.path.stat().st_size:
-            with self.path.open("r+b") as torn:
-                torn.truncate(good_bytes)
-        return records
-
-    def append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
 
 
 @dataclass(frozen=True)

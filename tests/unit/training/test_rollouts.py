@@ -12,11 +12,11 @@ import pytest
 
 from flux_agent.backends import BackendError, GenerationRequest, ScriptedBackend
 from flux_agent.eval.records import EvalItem
+from flux_agent.storage import JsonlLog
 from flux_agent.training.recipe import RLSpec
 from flux_agent.training.rollouts import (
     OUTCOMES_FILE,
     SAMPLES_FILE,
-    JsonlLog,
     RolloutWorker,
     nearest_neighbours,
     run_rollouts,

@@ -1,0 +1,250 @@
+"""`LibraryWriter`: the one way templates get into the library, for every caller.
+
+`flux library grow`, `flux library accept` and `POST /v1/templates` all submit
+candidates here. A candidate is judged on its own first (tags, `check`: no lock
+held, since the check may take seconds), then, holding the library lock:
+
+1. the writer catches up with what other processes wrote (and the index with the folder);
+2. a candidate already written by an earlier, interrupted run is recognised by its
+   content hash in the log, and not written twice;
+3. a near-duplicate is merged into the template it repeats when it adds cues, steps
+   or pitfalls (a new version; the old one kept in `.history/`), else rejected;
+4. a taken id is renamed `<id>_2`, ... (or rejected, for the API);
+5. the YAML is written atomically, the change logged, the index updated.
+
+With `dry_run` nothing is written and no lock is taken; the decisions are the same,
+and later candidates of the same dry run see the earlier ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from flux_agent.templates.admission import Admission, Neighbour, Rejection
+from flux_agent.templates.journal import (
+    IndexedStore,
+    LogEntry,
+    append_log,
+    library_fingerprint,
+    library_lock,
+    read_log,
+    sync_index_locked,
+)
+from flux_agent.templates.merge import merged_template, plan_merge
+from flux_agent.templates.model import ThoughtTemplate
+from flux_agent.verify.sandbox import Sandbox
+
+Outcome = Literal["added", "merged", "rejected"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who submits a candidate and where it came from (for the log and merge records)."""
+
+    by: Literal["grow", "accept", "api"]
+    source: str
+    record: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+
+
+@dataclass
+class Decision:
+    """What became of one candidate."""
+
+    outcome: Outcome
+    candidate: ThoughtTemplate | None  # None: the model's JSON was not a template
+    template: ThoughtTemplate | None = None  # what the library now holds (renamed, merged)
+    path: Path | None = None
+    rejections: list[Rejection] = field(default_factory=list)
+    merged_into: str | None = None
+    similarity: float | None = None
+    detail: str = ""
+    resumed: bool = False
+
+    @property
+    def reason(self) -> str:
+        """One line: why it was rejected, or what was done."""
+        if self.rejections:
+            return "; ".join(f"{r.field}: {r.message}" for r in self.rejections)
+        return self.detail
+
+
+def candidate_key(template: ThoughtTemplate) -> str:
+    """A hash of what a candidate says, without its provenance (which carries the date)."""
+    payload = template.model_dump(mode="json", exclude={"provenance", "version"})
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class LibraryWriter:
+    """Judges candidates and writes the accepted ones (see the module docstring).
+
+    Args:
+        admission: the library in memory (its folder is the one written).
+        sandbox: evaluates each candidate's `check`.
+        store: the vector index kept in step; None leaves indexing to the next start.
+        merge: fold near-duplicates that add something into the existing template.
+        rename: give a candidate whose id is taken a free `<id>_N` instead of rejecting it.
+        dry_run: decide, but write nothing.
+    """
+
+    def __init__(
+        self,
+        admission: Admission,
+        sandbox: Sandbox,
+        store: IndexedStore | None = None,
+        *,
+        merge: bool = True,
+        rename: bool = True,
+        dry_run: bool = False,
+    ) -> None:
+        self.admission = admission
+        self.sandbox = sandbox
+        self.store = store
+        self.merge = merge
+        self.rename = rename
+        self.dry_run = dry_run
+
+    @property
+    def folder(self) -> Path:
+        return self.admission.folder
+
+    def submit(self, candidate: ThoughtTemplate, origin: Origin) -> Decision:
+        """Judge one candidate and, unless rejected, add or merge it.
+
+        Raises:
+            LibraryError: the library on disk became invalid (someone broke a file).
+            StoreError: the index could not be updated (the folder is already written;
+                the next start catches the index up).
+        """
+        own = self.admission.rule_rejections(candidate, self.sandbox)
+        if own:
+            return Decision("rejected", candidate, rejections=own)
+        with ExitStack() as stack:
+            if not self.dry_run:
+                stack.enter_context(library_lock(self.folder))
+                self.admission.refresh()
+                if self.store is not None:
+                    sync_index_locked(self.store, self.folder)
+                earlier = self._logged(candidate)
+                if earlier is not None:
+                    return earlier
+            return self._decide(candidate, origin)
+        raise AssertionError("unreachable")  # pragma: no cover (ExitStack never swallows)
+
+    def _decide(self, candidate: ThoughtTemplate, origin: Origin) -> Decision:
+        neighbours = self.admission.neighbours(candidate)
+        if neighbours:
+            return self._near_duplicate(candidate, origin, neighbours[0])
+        conflicts = self.admission.conflicts(candidate)
+        template = candidate
+        detail = "new technique"
+        if conflicts:
+            free = self.admission.free_id(candidate) if self.rename else None
+            if free is None:
+                return Decision("rejected", candidate, rejections=conflicts)
+            template = candidate.model_copy(update={"id": free})
+            detail = f"new technique (renamed from {candidate.id}: the id was taken)"
+        path = self.admission.add(template, write=not self.dry_run)
+        self._record("added", template, path, origin, candidate, detail)
+        return Decision("added", candidate, template=template, path=path, detail=detail)
+
+    def _near_duplicate(
+        self, candidate: ThoughtTemplate, origin: Origin, neighbour: Neighbour
+    ) -> Decision:
+        other_id, similarity = neighbour.id, neighbour.similarity
+        existing = self.admission.get(other_id)
+        assert existing is not None
+        threshold = self.admission.threshold
+        plan = plan_merge(existing, candidate, self.admission.embedder) if self.merge else None
+        if not plan:
+            why = (
+                "adds no new cue, step or pitfall"
+                if self.merge
+                else "extend that template instead, or describe a technique that differs"
+            )
+            rejection = Rejection(
+                "technique",
+                f"a near-duplicate of {other_id} (cosine {similarity:.3f} >= {threshold}); {why}",
+                "conflict",
+            )
+            return Decision(
+                "rejected",
+                candidate,
+                rejections=[rejection],
+                merged_into=None,
+                similarity=similarity,
+            )
+        template = merged_template(
+            existing,
+            plan,
+            source=origin.source,
+            record=origin.record,
+            model=origin.model,
+            prompt_version=origin.prompt_version,
+        )
+        path = self.admission.replace(template, write=not self.dry_run)
+        detail = f"into {other_id} v{template.version} (cosine {similarity:.3f}): {plan.describe()}"
+        self._record("merged", template, path, origin, candidate, detail)
+        return Decision(
+            "merged",
+            candidate,
+            template=template,
+            path=path,
+            merged_into=other_id,
+            similarity=similarity,
+            detail=detail,
+        )
+
+    def _record(
+        self,
+        action: Literal["added", "merged"],
+        template: ThoughtTemplate,
+        path: Path,
+        origin: Origin,
+        candidate: ThoughtTemplate,
+        detail: str,
+    ) -> None:
+        if self.dry_run:
+            return
+        append_log(
+            self.folder,
+            LogEntry(
+                action=action,
+                id=template.id,
+                version=template.version,
+                path=str(path.relative_to(self.folder)),
+                by=origin.by,
+                source=origin.source,
+                record=origin.record,
+                model=origin.model,
+                prompt_version=origin.prompt_version,
+                candidate=candidate_key(candidate),
+                detail=detail,
+            ),
+        )
+        if self.store is not None:
+            self.store.index([template], prune=False)
+            self.store.mark_library(library_fingerprint(self.folder))
+
+    def _logged(self, candidate: ThoughtTemplate) -> Decision | None:
+        """The decision an earlier run already carried out for this very candidate."""
+        key = candidate_key(candidate)
+        for entry in reversed(read_log(self.folder)):
+            if entry.candidate == key:
+                template = self.admission.get(entry.id)
+                return Decision(
+                    entry.action,
+                    candidate,
+                    template=template,
+                    path=self.folder / entry.path,
+                    merged_into=entry.id if entry.action == "merged" else None,
+                    detail=f"{entry.detail} (done earlier, at {entry.at})",
+                    resumed=True,
+                )
+        return None
