@@ -6,14 +6,24 @@ place where settings become live objects. The core modules never import it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from flux_agent.agent import AgentContext, FluxAgent
 from flux_agent.backends import build_backends
 from flux_agent.config import Settings
-from flux_agent.templates import IndexReport, TemplateStore, default_library_path, load_library
+from flux_agent.templates import (
+    IndexReport,
+    LibraryError,
+    TemplateStore,
+    default_library_path,
+    load_library,
+)
 from flux_agent.templates.chroma_store import open_store
+from flux_agent.templates.journal import IndexedStore, library_fingerprint, sync_index
 from flux_agent.verify import default_sandbox
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,10 +40,34 @@ def build_index(settings: Settings, store: TemplateStore | None = None) -> Build
     import time
 
     start = time.perf_counter()
-    templates = load_library(settings.library_path or default_library_path())
+    folder = settings.library_path or default_library_path()
+    fingerprint = library_fingerprint(folder)  # before reading: a later edit shows as a change
+    templates = load_library(folder)
     store = store or open_store(settings)
     report = store.index(templates)
+    if isinstance(store, IndexedStore):
+        store.mark_library(fingerprint)
     return BuildReport(report, time.perf_counter() - start, len(templates))
+
+
+def catch_up_index(settings: Settings, store: TemplateStore) -> None:
+    """At start: index an empty store, or bring the index in step with a library that changed
+    since (templates grown, edited, or written by a process that died before indexing).
+
+    Raises:
+        LibraryError: the store is empty and the library is invalid (nothing to search).
+    """
+    if store.count() == 0:
+        build_index(settings, store)
+        return
+    if not isinstance(store, IndexedStore):
+        return
+    folder = settings.library_path or default_library_path()
+    try:
+        sync_index(store, folder)
+    except LibraryError as exc:
+        # Searching yesterday's index beats refusing to solve over one broken file.
+        logger.warning("the index was not updated: %s", exc)
 
 
 def create_agent(settings: Settings, *, build_if_empty: bool = True) -> FluxAgent:
@@ -41,8 +75,8 @@ def create_agent(settings: Settings, *, build_if_empty: bool = True) -> FluxAgen
     # Backends first: a missing model file or extra should fail before seconds of indexing.
     navigator, solver = build_backends(settings.navigator, settings.solver)
     store = open_store(settings)
-    if build_if_empty and store.count() == 0:
-        build_index(settings, store)
+    if build_if_empty:
+        catch_up_index(settings, store)
     context = AgentContext(
         navigator=navigator,
         solver=solver,

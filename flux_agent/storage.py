@@ -46,10 +46,23 @@ class JsonlLog:
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        start = ""
+        if self._torn():
+            self.read()  # cut the torn line off, or the new record would be glued to it
+            start = "\n" if self._torn() else ""  # it was whole, only its newline was lost
         with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(start + json.dumps(record, ensure_ascii=False) + "\n")
             out.flush()
             os.fsync(out.fileno())
+
+    def _torn(self) -> bool:
+        """The file does not end with a newline (a writer was killed mid-line)."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                return handle.read(1) != b"\n"
+        except (FileNotFoundError, OSError):  # missing, or empty (seek before the start)
+            return False
 
 
 @contextmanager

@@ -157,20 +157,19 @@ def open_service(
     limits: ServiceLimits | None = None,
     extra_backends: Mapping[str, BackendSettings] | None = None,
 ) -> FluxService:
-    """The service for a real server: the store (indexed on first use) and named backends.
+    """The service for a real server: the store (caught up with the library) and named backends.
 
     The backends named `navigator` and `solver` are the settings' two roles;
     `extra_backends` adds names a request can pick. Models load on first use.
     """
-    from flux_agent.factory import build_index
+    from flux_agent.factory import catch_up_index
     from flux_agent.templates.chroma_store import open_store
     from flux_agent.templates.embeddings import load_embedder
     from flux_agent.verify import default_sandbox
 
     embedder = load_embedder(settings.store.embedding_model)
     store = open_store(settings, embedder)
-    if store.count() == 0:
-        build_index(settings, store)
+    catch_up_index(settings, store)
     backends = {"navigator": settings.navigator, "solver": settings.solver}
     for name, backend in (extra_backends or {}).items():
         if name in backends:

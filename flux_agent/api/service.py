@@ -58,7 +58,9 @@ from flux_agent.eval.outcome import Strategy
 from flux_agent.templates import TemplateStore, ThoughtTemplate
 from flux_agent.templates.admission import Admission
 from flux_agent.templates.embeddings import TextEmbedder
+from flux_agent.templates.journal import IndexedStore
 from flux_agent.templates.model import DOMAINS
+from flux_agent.templates.writer import LibraryWriter, Origin
 from flux_agent.verify.sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -296,17 +298,27 @@ class FluxService:
                 f"the template is not valid: {first_message(exc)}", fields=field_errors(exc)
             ) from None
         admission = await self._admission_for_library()
-        rejections = await asyncio.to_thread(admission.judge, template, self.sandbox)
-        if rejections:
+        store = self.store if isinstance(self.store, IndexedStore) else None
+        # No merging or renaming here: a person sent this template and gets a clear answer.
+        writer = LibraryWriter(
+            admission, self.sandbox, store, merge=False, rename=False, resume=False
+        )
+        origin = Origin(by="api", source=template.provenance.source)
+        try:
+            decision = await asyncio.to_thread(writer.submit, template, origin)
+        except FileExistsError as exc:
+            raise Conflict(str(exc), fields=[FieldError(field="id", message="taken")]) from None
+        rejections = decision.rejections
+        if decision.outcome == "rejected":
             fields = [FieldError(field=r.field, message=r.message) for r in rejections]
             error = Conflict if any(r.kind == "conflict" for r in rejections) else InvalidRequest
             raise error(f"the template was not added: {rejections[0].message}", fields=fields)
-        try:
-            path = await asyncio.to_thread(admission.add, template)
-        except FileExistsError as exc:
-            raise Conflict(str(exc), fields=[FieldError(field="id", message="taken")]) from None
-        await asyncio.to_thread(self.store.index, [template], prune=False)
-        return TemplateCreated(template=template, path=str(path.relative_to(admission.folder)))
+        if store is None:  # a store that cannot record the library's state is indexed here
+            await asyncio.to_thread(self.store.index, [template], prune=False)
+        assert decision.path is not None
+        return TemplateCreated(
+            template=template, path=str(decision.path.relative_to(admission.folder))
+        )
 
     async def _admission_for_library(self) -> Admission:
         async with self._admission_lock:

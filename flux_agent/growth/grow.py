@@ -129,7 +129,6 @@ class Grower:
         self.extractions = JsonlLog(self.work_dir / EXTRACTIONS_FILE)
         self.decisions = JsonlLog(self.work_dir / DECISIONS_FILE)
         self.rejected = JsonlLog(self.work_dir / REJECTED_FILE)
-        self._review_count = 0
 
     @property
     def writes(self) -> bool:
@@ -149,10 +148,11 @@ class Grower:
                 decided.setdefault(row["key"], []).append(row)
         for worked in problems:
             key = _key(worked)
-            if key in decided and decided[key][-1].get("last"):
-                outcome = _replayed(worked, decided[key])
+            rows = decided.get(key, [])
+            if rows and rows[-1].get("last"):
+                outcome = _replayed(worked, rows)
             else:
-                outcome = await self._problem(worked, key, replies.get(key))
+                outcome = await self._problem(worked, key, replies.get(key), rows)
             summary.count(outcome)
             summary.usage = summary.usage + outcome.usage
             if on_problem is not None:
@@ -161,8 +161,14 @@ class Grower:
         return summary
 
     async def _problem(
-        self, worked: Worked, key: str, logged: dict[str, Any] | None
+        self,
+        worked: Worked,
+        key: str,
+        logged: dict[str, Any] | None,
+        done: list[dict[str, Any]],
     ) -> ProblemOutcome:
+        """Extract (or re-read the logged reply), then decide each candidate not decided yet
+        (`done`: the decisions a killed pass recorded for this problem)."""
         spent = Usage()
         if logged is None:
             extraction = await extract(
@@ -186,9 +192,11 @@ class Grower:
             spent = extraction.usage
         else:
             extraction = self._reparse(worked, logged)
-        decisions = []
+        decisions = _replayed(worked, done).decisions
         candidates = extraction.candidates
         for index, candidate in enumerate(candidates):
+            if index < len(done):
+                continue
             decision = await asyncio.to_thread(self._decide, worked, candidate)
             decisions.append(decision)
             if decision.outcome == "rejected":
@@ -263,13 +271,10 @@ class Grower:
     def _write_review(self, worked: Worked, decision: Decision) -> None:
         assert self.review_dir is not None
         template = decision.candidate
-        self._review_count += 1
+        assert template is not None
         if decision.outcome == "added":
-            verdict = "would be added" + (
-                f" as {decision.template.id}"
-                if decision.template and decision.template.id != template.id
-                else ""
-            )
+            final = decision.template.id if decision.template else template.id
+            verdict = "would be added" + (f" as {final}" if final != template.id else "")
         elif decision.outcome == "merged":
             verdict = f"would be merged {decision.detail}"
         else:
@@ -279,9 +284,10 @@ class Grower:
             f"# verdict: {verdict}\n"
             "# Edit freely, then `flux library accept` this folder (or this file).\n"
         )
-        name = f"{self._review_count:03d}-{template.id.rsplit('.', 1)[-1]}.yaml"
-        path = self.review_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.review_dir.mkdir(parents=True, exist_ok=True)
+        # Numbered after what the folder holds, so a resumed pass never overwrites a file.
+        number = len(list(self.review_dir.glob("*.yaml"))) + 1
+        path = self.review_dir / f"{number:03d}-{template.id.rsplit('.', 1)[-1]}.yaml"
         path.write_text(header + template_yaml(template), encoding="utf-8")
 
 

@@ -115,6 +115,14 @@ class Admission:
             self._fingerprint = fingerprint
             return True
 
+    def caught_up(self) -> str:
+        """Take the folder as it is now for what is in memory (call it holding the library
+        lock, right after this object wrote), so the next `refresh` does not re-read it."""
+        from flux_agent.templates.journal import library_fingerprint
+
+        self._fingerprint = library_fingerprint(self.folder)
+        return self._fingerprint
+
     def get(self, template_id: str) -> ThoughtTemplate | None:
         return self._templates.get(template_id)
 

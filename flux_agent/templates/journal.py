@@ -25,7 +25,7 @@ import hashlib
 import logging
 from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,6 +64,7 @@ class LogEntry(BaseModel):
     detail: str = ""
 
 
+@runtime_checkable
 class IndexedStore(Protocol):
     """A store that remembers which state of the library it holds (`ChromaTemplateStore`)."""
 

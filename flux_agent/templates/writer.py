@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from flux_agent.templates.admission import Admission, Neighbour, Rejection
+from flux_agent.templates.admission import Admission, Neighbour, Rejection, template_path
 from flux_agent.templates.journal import (
     IndexedStore,
     LogEntry,
     append_log,
-    library_fingerprint,
     library_lock,
     read_log,
     sync_index_locked,
@@ -75,10 +74,21 @@ class Decision:
         return self.detail
 
 
-def candidate_key(template: ThoughtTemplate) -> str:
-    """A hash of what a candidate says, without its provenance (which carries the date)."""
-    payload = template.model_dump(mode="json", exclude={"provenance", "version"})
+def candidate_key(template: ThoughtTemplate, *, with_id: bool = True) -> str:
+    """A hash of what a candidate says, not of its provenance (which carries the date) or
+    version; `with_id=False` also leaves out the id (which the writer may have renamed)."""
+    leave_out = {"provenance", "version"} | (set() if with_id else {"id"})
+    payload = template.model_dump(mode="json", exclude=leave_out)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sweep_partial_files(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes that were killed (call it holding the lock:
+    then no write is in progress). Readers skip them anyway; this only tidies up."""
+    removed = [p for p in Path(folder).rglob(".new-*") if p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 class LibraryWriter:
@@ -90,6 +100,8 @@ class LibraryWriter:
         store: the vector index kept in step; None leaves indexing to the next start.
         merge: fold near-duplicates that add something into the existing template.
         rename: give a candidate whose id is taken a free `<id>_N` instead of rejecting it.
+        resume: recognise a candidate an earlier run already wrote (by the log) and report
+            that decision again instead of judging it anew.
         dry_run: decide, but write nothing.
     """
 
@@ -101,6 +113,7 @@ class LibraryWriter:
         *,
         merge: bool = True,
         rename: bool = True,
+        resume: bool = True,
         dry_run: bool = False,
     ) -> None:
         self.admission = admission
@@ -108,7 +121,9 @@ class LibraryWriter:
         self.store = store
         self.merge = merge
         self.rename = rename
+        self.resume = resume
         self.dry_run = dry_run
+        self._swept = False
 
     @property
     def folder(self) -> Path:
@@ -128,10 +143,13 @@ class LibraryWriter:
         with ExitStack() as stack:
             if not self.dry_run:
                 stack.enter_context(library_lock(self.folder))
+                if not self._swept:
+                    sweep_partial_files(self.folder)
+                    self._swept = True
                 self.admission.refresh()
                 if self.store is not None:
                     sync_index_locked(self.store, self.folder)
-                earlier = self._logged(candidate)
+                earlier = self._done_earlier(candidate, origin) if self.resume else None
                 if earlier is not None:
                     return earlier
             return self._decide(candidate, origin)
@@ -139,9 +157,13 @@ class LibraryWriter:
 
     def _decide(self, candidate: ThoughtTemplate, origin: Origin) -> Decision:
         neighbours = self.admission.neighbours(candidate)
+        conflicts = self.admission.conflicts(candidate)
+        if not self.merge and (neighbours or (conflicts and not self.rename)):
+            # Every conflict at once, so a person can fix them in one go.
+            rejections = [*conflicts, *self.admission.near_duplicate_rejections(candidate)]
+            return Decision("rejected", candidate, rejections=rejections)
         if neighbours:
             return self._near_duplicate(candidate, origin, neighbours[0])
-        conflicts = self.admission.conflicts(candidate)
         template = candidate
         detail = "new technique"
         if conflicts:
@@ -161,25 +183,15 @@ class LibraryWriter:
         existing = self.admission.get(other_id)
         assert existing is not None
         threshold = self.admission.threshold
-        plan = plan_merge(existing, candidate, self.admission.embedder) if self.merge else None
+        plan = plan_merge(existing, candidate, self.admission.embedder)
         if not plan:
-            why = (
-                "adds no new cue, step or pitfall"
-                if self.merge
-                else "extend that template instead, or describe a technique that differs"
-            )
             rejection = Rejection(
                 "technique",
-                f"a near-duplicate of {other_id} (cosine {similarity:.3f} >= {threshold}); {why}",
+                f"a near-duplicate of {other_id} (cosine {similarity:.3f} >= {threshold}); "
+                "adds no new cue, step or pitfall",
                 "conflict",
             )
-            return Decision(
-                "rejected",
-                candidate,
-                rejections=[rejection],
-                merged_into=None,
-                similarity=similarity,
-            )
+            return Decision("rejected", candidate, rejections=[rejection], similarity=similarity)
         template = merged_template(
             existing,
             plan,
@@ -228,23 +240,47 @@ class LibraryWriter:
                 detail=detail,
             ),
         )
+        fingerprint = self.admission.caught_up()
         if self.store is not None:
             self.store.index([template], prune=False)
-            self.store.mark_library(library_fingerprint(self.folder))
+            self.store.mark_library(fingerprint)
 
-    def _logged(self, candidate: ThoughtTemplate) -> Decision | None:
-        """The decision an earlier run already carried out for this very candidate."""
+    def _done_earlier(self, candidate: ThoughtTemplate, origin: Origin) -> Decision | None:
+        """The decision an earlier run already carried out for this very candidate.
+
+        Found in the log, or (for a run killed between writing a template and logging it)
+        in the library itself: a template from the same record saying the same thing. The
+        missing log line is then written.
+        """
         key = candidate_key(candidate)
-        for entry in reversed(read_log(self.folder)):
-            if entry.candidate == key:
-                template = self.admission.get(entry.id)
+        log = read_log(self.folder)
+        for entry in reversed(log):
+            if entry.candidate == key and (entry.source, entry.record) == (
+                origin.source,
+                origin.record,
+            ):
                 return Decision(
                     entry.action,
                     candidate,
-                    template=template,
+                    template=self.admission.get(entry.id),
                     path=self.folder / entry.path,
                     merged_into=entry.id if entry.action == "merged" else None,
                     detail=f"{entry.detail} (done earlier, at {entry.at})",
                     resumed=True,
+                )
+        logged = {(entry.id, entry.version) for entry in log}
+        content = candidate_key(candidate, with_id=False)
+        for template in self.admission.templates():
+            provenance = template.provenance
+            if (
+                (template.id, template.version) not in logged
+                and (provenance.source, provenance.record) == (origin.source, origin.record)
+                and candidate_key(template, with_id=False) == content
+            ):
+                detail = "new technique (written earlier; its log line was missing)"
+                path = template_path(self.folder, template)
+                self._record("added", template, path, origin, candidate, detail)
+                return Decision(
+                    "added", candidate, template=template, path=path, detail=detail, resumed=True
                 )
         return None
