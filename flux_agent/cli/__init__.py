@@ -77,5 +77,10 @@ def main() -> None:
         errors.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
-        errors.print("[yellow]interrupted[/] (a started run can be continued with `flux resume`)")
+        hint = (
+            "rerun the same command to resume it"
+            if sys.argv[1:3] == ["library", "grow"]
+            else "a started run can be continued with `flux resume`"
+        )
+        errors.print(f"[yellow]interrupted[/] ({hint})")
         sys.exit(130)

@@ -58,7 +58,7 @@ def grow(
         bool, typer.Option("--no-merge", help="Reject near-duplicates instead of merging.")
     ] = False,
     max_tokens: Annotated[int, typer.Option(help="Tokens per reply, at most.", min=200)] = 1500,
-    prompt: Annotated[str, typer.Option(help="Extraction prompt version.")] = "extract-v1",
+    prompt: Annotated[str, typer.Option(help="Extraction prompt version.")] = "extract-v2",
     library: Library = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -228,6 +228,8 @@ def accept(
     for file in files or []:
         if not file.is_file():
             raise CLIError(f"{file} is not a file")
+    if not files and not any(folder.glob("*.yaml")):
+        raise CLIError(f"no candidate files (*.yaml) in {folder}")
     settings = settings_from_options(data_dir, library=library)
     writer = _writer(settings, dry_run=dry_run, merge=not no_merge)
     results = accept_folder(writer, folder, list(files) if files else None)

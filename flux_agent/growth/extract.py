@@ -25,10 +25,13 @@ from flux_agent.backends.base import GenerationRequest, LLMBackend, Message, Usa
 from flux_agent.templates.model import DOMAINS, Provenance, ThoughtTemplate
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
-DEFAULT_PROMPT = "extract-v1"
+DEFAULT_PROMPT = "extract-v2"
 MAX_TEMPLATES = 2
 _LIMITS = {"tags": 5, "applies_when": 4, "steps": 6, "pitfalls": 3}
 _SECTION = "=== {} ==="
+# Bounded parts: with `*` a small model can loop inside the id until the token limit.
+_ID_PATTERN = "^(" + "|".join(DOMAINS) + ")[.][a-z][a-z0-9_]{1,30}[.][a-z][a-z0-9_]{1,40}$"
+_MIN_ITEM_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,23 @@ def draft_schema(tags: list[str]) -> dict[str, Any]:
         for name, value in schema["properties"].items()
         if name not in {"provenance", "version", "schema_version"}
     }
-    properties["domain"] = {"type": "string", "enum": list(DOMAINS)}
+    # Rules the validators enforce are put in the schema too, so constrained decoding
+    # cannot break them: the id's shape, sentences of some length. The domain goes
+    # first, so the model has chosen it when it writes the id that must start with it.
+    properties.pop("domain")
+    properties = {"domain": {"type": "string", "enum": list(DOMAINS)}, **properties}
+    properties["id"] = {**properties["id"], "pattern": _ID_PATTERN}
     if tags:
         properties["tags"]["items"] = {"type": "string", "enum": list(tags)}
     for name, limit in _LIMITS.items():
         properties[name]["maxItems"] = limit
+        if name != "tags":
+            properties[name]["items"] = {"type": "string", "minLength": _MIN_ITEM_CHARS}
     draft = {
         "type": "object",
         "additionalProperties": False,
         "properties": properties,
-        "required": [name for name in schema["required"] if name in properties],
+        "required": [name for name in properties if name in schema["required"]],
     }
     return {
         "type": "object",
@@ -160,6 +170,8 @@ def parse_reply(text: str, provenance: Provenance) -> tuple[list[Candidate], lis
             candidates.append(Candidate(data, None, ["a template must be a JSON object"]))
             continue
         drafted = {k: v for k, v in data.items() if k not in {"provenance", "version"}}
+        if isinstance(drafted.get("tags"), list):  # a repeated tag says nothing: drop it
+            drafted["tags"] = list(dict.fromkeys(drafted["tags"]))
         try:
             template = ThoughtTemplate.model_validate(
                 {**drafted, "provenance": provenance.model_dump()}

@@ -72,9 +72,9 @@ class GrowSummary:
 
     def count(self, outcome: ProblemOutcome) -> None:
         self.problems += 1
-        if not outcome.decisions and outcome.errors:
+        if not outcome.decisions:
             self.failed_replies += 1
-            self.reasons["no usable reply"] += 1
+            self.reasons["no usable reply" if outcome.errors else "no template proposed"] += 1
         for decision in outcome.decisions:
             self.candidates += 1
             if decision.outcome == "added":
@@ -94,7 +94,8 @@ def reason_kind(rejections: list[Rejection]) -> str:
     if first.field == "schema":
         return "schema"
     if first.field == "technique":
-        return "near-duplicate adding nothing"
+        adds_nothing = "adds no new" in first.message
+        return "near-duplicate adding nothing" if adds_nothing else "near-duplicate"
     return {"check": "check fails", "tags": "unknown tags", "id": "id taken"}.get(
         first.field, first.field
     )
@@ -150,7 +151,7 @@ class Grower:
             key = _key(worked)
             rows = decided.get(key, [])
             if rows and rows[-1].get("last"):
-                outcome = _replayed(worked, rows)
+                outcome = self._replayed(worked, rows)
             else:
                 outcome = await self._problem(worked, key, replies.get(key), rows)
             summary.count(outcome)
@@ -192,7 +193,7 @@ class Grower:
             spent = extraction.usage
         else:
             extraction = self._reparse(worked, logged)
-        decisions = _replayed(worked, done).decisions
+        decisions = self._replayed(worked, done).decisions
         candidates = extraction.candidates
         for index, candidate in enumerate(candidates):
             if index < len(done):
@@ -237,6 +238,23 @@ class Grower:
                     }
                 )
         return ProblemOutcome(worked, decisions, extraction.errors, usage=spent)
+
+    def _replayed(self, worked: Worked, rows: list[dict[str, Any]]) -> ProblemOutcome:
+        """The outcome a killed or finished pass recorded for a problem, from its decisions."""
+        decisions = [
+            Decision(
+                row["outcome"],
+                None,
+                template=self.writer.admission.get(row["id"]) if row.get("id") else None,
+                rejections=[Rejection(**r) for r in row.get("reasons", [])],
+                detail=row.get("detail", ""),
+                resumed=True,
+            )
+            for row in rows
+            if row["outcome"] in {"added", "merged", "rejected"}
+        ]
+        errors = [e for row in rows for e in row.get("errors", [])]
+        return ProblemOutcome(worked, decisions, errors, resumed=True)
 
     def _decide(self, worked: Worked, candidate: Candidate) -> Decision:
         if candidate.template is None:
@@ -285,10 +303,16 @@ class Grower:
             "# Edit freely, then `flux library accept` this folder (or this file).\n"
         )
         self.review_dir.mkdir(parents=True, exist_ok=True)
-        # Numbered after what the folder holds, so a resumed pass never overwrites a file.
-        number = len(list(self.review_dir.glob("*.yaml"))) + 1
-        path = self.review_dir / f"{number:03d}-{template.id.rsplit('.', 1)[-1]}.yaml"
-        path.write_text(header + template_yaml(template), encoding="utf-8")
+        number = len(list(self.review_dir.glob("*.yaml")))
+        while True:  # the next free number: a file a person is editing is never replaced
+            number += 1
+            path = self.review_dir / f"{number:03d}-{template.id.rsplit('.', 1)[-1]}.yaml"
+            try:
+                with path.open("x", encoding="utf-8") as out:
+                    out.write(header + template_yaml(template))
+                return
+            except FileExistsError:
+                continue
 
 
 def accept_folder(
@@ -330,22 +354,6 @@ def _key(worked: Worked) -> str:
 
 def _usage(logged: dict[str, Any]) -> Usage:
     return Usage(**logged["usage"]) if logged.get("usage") else Usage()
-
-
-def _replayed(worked: Worked, rows: list[dict[str, Any]]) -> ProblemOutcome:
-    decisions = [
-        Decision(
-            row["outcome"],
-            None,
-            rejections=[Rejection(**r) for r in row.get("reasons", [])],
-            detail=row.get("detail", ""),
-            resumed=True,
-        )
-        for row in rows
-        if row["outcome"] in {"added", "merged", "rejected"}
-    ]
-    errors = [e for row in rows for e in row.get("errors", [])]
-    return ProblemOutcome(worked, decisions, errors, resumed=True)
 
 
 def _tags(writer: LibraryWriter) -> list[str]:
