@@ -32,6 +32,8 @@ _SECTION = "=== {} ==="
 # Bounded parts: with `*` a small model can loop inside the id until the token limit.
 _ID_PATTERN = "^(" + "|".join(DOMAINS) + ")[.][a-z][a-z0-9_]{1,30}[.][a-z][a-z0-9_]{1,40}$"
 _MIN_ITEM_CHARS = 12
+# One expression, written without spaces: no "=", no prose, no chains of working.
+_CHECK_PATTERN = "^[-+*/(),.0-9a-zA-Z_]{1,80}$"
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def draft_schema(tags: list[str]) -> dict[str, Any]:
     properties.pop("domain")
     properties = {"domain": {"type": "string", "enum": list(DOMAINS)}, **properties}
     properties["id"] = {**properties["id"], "pattern": _ID_PATTERN}
+    properties["check"] = {**properties["check"], "pattern": _CHECK_PATTERN}
     if tags:
         properties["tags"]["items"] = {"type": "string", "enum": list(tags)}
     for name, limit in _LIMITS.items():
