@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -140,20 +139,17 @@ class LibraryWriter:
         own = self.admission.rule_rejections(candidate, self.sandbox)
         if own:
             return Decision("rejected", candidate, rejections=own)
-        with ExitStack() as stack:
-            if not self.dry_run:
-                stack.enter_context(library_lock(self.folder))
-                if not self._swept:
-                    sweep_partial_files(self.folder)
-                    self._swept = True
-                self.admission.refresh()
-                if self.store is not None:
-                    sync_index_locked(self.store, self.folder)
-                earlier = self._done_earlier(candidate, origin) if self.resume else None
-                if earlier is not None:
-                    return earlier
+        if self.dry_run:
             return self._decide(candidate, origin)
-        raise AssertionError("unreachable")  # pragma: no cover (ExitStack never swallows)
+        with library_lock(self.folder):
+            if not self._swept:
+                sweep_partial_files(self.folder)
+                self._swept = True
+            self.admission.refresh()
+            if self.store is not None:
+                sync_index_locked(self.store, self.folder)
+            earlier = self._done_earlier(candidate, origin) if self.resume else None
+            return earlier or self._decide(candidate, origin)
 
     def _decide(self, candidate: ThoughtTemplate, origin: Origin) -> Decision:
         neighbours = self.admission.neighbours(candidate)
