@@ -217,16 +217,15 @@ class Grower:
                     }
                 )
         if not candidates:
-            if extraction.errors:
-                self.rejected.append(
-                    {
-                        "source": worked.source,
-                        "record": worked.record,
-                        "candidate": None,
-                        "reasons": extraction.errors,
-                        "reply": extraction.raw[-1][:4000],
-                    }
-                )
+            self.rejected.append(
+                {
+                    "source": worked.source,
+                    "record": worked.record,
+                    "candidate": None,
+                    "reasons": extraction.errors or ["the model proposed no template"],
+                    "reply": extraction.raw[-1][:4000] if extraction.raw else "",
+                }
+            )
             if self.writes:
                 self.decisions.append(
                     {
