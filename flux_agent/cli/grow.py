@@ -231,7 +231,8 @@ def accept(
     if not files and not any(folder.glob("*.yaml")):
         raise CLIError(f"no candidate files (*.yaml) in {folder}")
     settings = settings_from_options(data_dir, library=library)
-    writer = _writer(settings, dry_run=dry_run, merge=not no_merge)
+    # A person has read these: the grounding heuristic for machine-written checks is off.
+    writer = _writer(settings, dry_run=dry_run, merge=not no_merge, grounded=False)
     results = accept_folder(writer, folder, list(files) if files else None)
     if not results:
         raise CLIError(f"no candidate files (*.yaml) in {folder}")
@@ -288,7 +289,7 @@ def model_label(settings: BackendSettings) -> str:
     return str(settings.model)
 
 
-def _writer(settings: Settings, *, dry_run: bool, merge: bool) -> Any:
+def _writer(settings: Settings, *, dry_run: bool, merge: bool, grounded: bool = True) -> Any:
     from flux_agent.templates import LibraryError, StoreError, default_library_path
     from flux_agent.templates.admission import Admission
     from flux_agent.templates.chroma_store import open_store
@@ -304,7 +305,9 @@ def _writer(settings: Settings, *, dry_run: bool, merge: bool) -> Any:
             store = None if dry_run else open_store(settings, embedder)
         except (LibraryError, StoreError) as exc:
             raise CLIError(str(exc)) from None
-    return LibraryWriter(admission, default_sandbox(), store, merge=merge, dry_run=dry_run)
+    return LibraryWriter(
+        admission, default_sandbox(), store, merge=merge, grounded=grounded, dry_run=dry_run
+    )
 
 
 def _work_dir(settings: Settings, source: str, backend: BackendSettings, prompt: str) -> Path:

@@ -96,6 +96,8 @@ def reason_kind(rejections: list[Rejection]) -> str:
     if first.field == "technique":
         adds_nothing = "adds no new" in first.message
         return "near-duplicate adding nothing" if adds_nothing else "near-duplicate"
+    if first.field == "check" and "uses none of the numbers" in first.message:
+        return "check does not use the example"
     return {"check": "check fails", "tags": "unknown tags", "id": "id taken"}.get(
         first.field, first.field
     )

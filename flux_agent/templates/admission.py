@@ -19,6 +19,7 @@ processes wrote, embedding only those.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -140,9 +141,21 @@ class Admission:
             *self.near_duplicate_rejections(template),
         ]
 
-    def rule_rejections(self, template: ThoughtTemplate, sandbox: Sandbox) -> list[Rejection]:
-        """The rules a template breaks on its own: unknown tags, a `check` that fails."""
+    def rule_rejections(
+        self, template: ThoughtTemplate, sandbox: Sandbox, *, grounded: bool = False
+    ) -> list[Rejection]:
+        """The rules a template breaks on its own: unknown tags, a `check` that fails, and
+        with `grounded` a check that uses none of the example problem's numbers."""
         rejections = []
+        if grounded and not check_is_grounded(template):
+            rejections.append(
+                Rejection(
+                    "check",
+                    "uses none of the numbers of the example's problem; it must recompute the "
+                    "answer from the example's data, not restate it",
+                )
+            )
+            return rejections  # evaluating it would prove nothing
         vocabulary, _ = load_tag_vocabulary(self.folder)
         if vocabulary is not None:
             unknown = [tag for tag in template.tags if tag not in vocabulary]
@@ -291,6 +304,33 @@ class Admission:
             vector = np.asarray(self.embedder.embed([technique_text(template)]), dtype=float)[0]
             self._last_vector = (key, vector)
         return self._last_vector[1]
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+_NUMBER_WORDS = {word: str(value) for value, word in enumerate(_WORDS.split())} | {
+    "thirty": "30",
+    "fifty": "50",
+    "hundred": "100",
+}
+
+
+def check_is_grounded(template: ThoughtTemplate) -> bool:
+    """Whether the `check` uses at least one number from the example's problem (in digits
+    or as a word). A check that only restates the answer (`sqrt(1)` for "1") proves
+    nothing about the worked example. About 5% of the hand-written library derives all
+    its numbers (a grid of 7 streets gives `binomial(6 + 4, 4)`), so this rule is for
+    machine-written candidates only."""
+    given = set(_NUMBER.findall(template.example.problem))
+    given |= {
+        _NUMBER_WORDS[word]
+        for word in re.findall(r"[a-z]+", template.example.problem.lower())
+        if word in _NUMBER_WORDS
+    }
+    return bool(set(_NUMBER.findall(template.check)) & given)
 
 
 def template_path(folder: Path, template: ThoughtTemplate) -> Path:

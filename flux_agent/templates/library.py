@@ -137,6 +137,8 @@ def check_example(template: ThoughtTemplate, sandbox: Sandbox | None = None) -> 
         return False, f"took longer than {CHECK_TIMEOUT_S:g} s to evaluate"
     except SandboxError as exc:
         return False, f"does not evaluate: {exc}"
+    if _several_values(value.text) and not _several_values(template.example.answer):
+        return False, f"evaluates to several values ({value.text[:60]}), the answer is one"
     try:
         same = sandbox.equivalent(value.latex, template.example.answer)
     except (SandboxError, SandboxTimeout) as exc:
@@ -144,6 +146,21 @@ def check_example(template: ThoughtTemplate, sandbox: Sandbox | None = None) -> 
     if not same:
         return False, f"evaluates to {value.latex}, but example.answer is {template.example.answer}"
     return True, f"evaluates to {value.latex}"
+
+
+def _several_values(text: str) -> bool:
+    """A tuple or list such as "(1/2, 1/2)" or "1, 2": a comma outside any brackets, or
+    the whole text one bracketed sequence."""
+    text = text.replace("\\left", "").replace("\\right", "").strip()
+    if text[:1] in "([" and text[-1:] in ")]" and "," in text:
+        return True
+    depth = 0
+    for char in text:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            return True
+    return False
 
 
 def validate_library(

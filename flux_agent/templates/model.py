@@ -124,6 +124,15 @@ class ThoughtTemplate(_Strict):
     def _no_blank_items(cls, value: list[str]) -> list[str]:
         if any(len(item.strip()) < 8 for item in value):
             raise ValueError("every item must be a real sentence (8+ characters)")
+        if len({item.strip().lower() for item in value}) < len(value):
+            raise ValueError("items must differ (one is repeated)")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _whole_sentences(cls, value: str) -> str:
+        if not value.rstrip().endswith((".", "!", "?", ")", "$")):
+            raise ValueError("must end with a whole sentence (it looks cut off)")
         return value
 
     @model_validator(mode="after")

@@ -101,6 +101,8 @@ class LibraryWriter:
         rename: give a candidate whose id is taken a free `<id>_N` instead of rejecting it.
         resume: recognise a candidate an earlier run already wrote (by the log) and report
             that decision again instead of judging it anew.
+        grounded: also require the `check` to use a number of the example's problem (for
+            machine-written candidates; see `check_is_grounded`).
         dry_run: decide, but write nothing.
     """
 
@@ -113,6 +115,7 @@ class LibraryWriter:
         merge: bool = True,
         rename: bool = True,
         resume: bool = True,
+        grounded: bool = False,
         dry_run: bool = False,
     ) -> None:
         self.admission = admission
@@ -121,6 +124,7 @@ class LibraryWriter:
         self.merge = merge
         self.rename = rename
         self.resume = resume
+        self.grounded = grounded
         self.dry_run = dry_run
         self._swept = False
 
@@ -136,7 +140,7 @@ class LibraryWriter:
             StoreError: the index could not be updated (the folder is already written;
                 the next start catches the index up).
         """
-        own = self.admission.rule_rejections(candidate, self.sandbox)
+        own = self.admission.rule_rejections(candidate, self.sandbox, grounded=self.grounded)
         if own:
             return Decision("rejected", candidate, rejections=own)
         if self.dry_run:

@@ -100,7 +100,7 @@ def wrong_check_template() -> dict[str, Any]:
         ],
         "pitfalls": ["Dividing only by the largest multiplicity and forgetting the others."],
         "example": {
-            "problem": "How many distinct arrangements of the letters of BANANA are there?",
+            "problem": "How many distinct arrangements of the 6 letters of BANANA are there?",
             "solution": "There are 6 letters: A three times, N twice, B once. "
             "6! / (3! * 2!) = 720 / 12 = 60.",
             "answer": "60",

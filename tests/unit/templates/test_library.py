@@ -60,6 +60,17 @@ def test_a_clean_copy_passes(tmp_path, sandbox):
         (lambda d: d.update(check="(6/2)**2 - 2*Rational(1, 2) + 1"), "check", "evaluates to 9"),
         (lambda d: d.update(check="__import__('os')"), "check", "not allowed"),
         (lambda d: d.update(check="1 +"), "check", "does not evaluate"),
+        (lambda d: d.update(check="(5, 5, 5)"), "check", "several values"),
+        (
+            lambda d: d.update(pitfalls=["Forgetting the sign.", "forgetting the sign. "]),
+            "pitfalls",
+            "items must differ",
+        ),
+        (
+            lambda d: d.update(description="The sum of the roots of a quadratic is -b/a, so the"),
+            "description",
+            "cut off",
+        ),
     ],
 )
 def test_each_rule_reports_file_and_field(tmp_path, sandbox, mutate, field, message):

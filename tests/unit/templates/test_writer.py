@@ -194,6 +194,25 @@ def test_a_candidate_breaking_a_rule_is_rejected_and_nothing_is_written(
     assert read_log(folder) == []
 
 
+def test_a_check_that_ignores_the_example_is_rejected_when_grounding_is_asked(
+    folder, embedder, sandbox
+):
+    # "12" restates the answer: it evaluates right, but proves nothing about the example.
+    restating = candidate("geometry/polygon_angle_sums.yaml", check="12")
+    # The shipped check, 360/(180/6), derives its 6 and would be rejected too.
+    using_the_example = candidate("geometry/polygon_angle_sums.yaml", check="360/(180/(5 + 1))")
+
+    lenient = writer_for(folder, embedder, sandbox, dry_run=True)
+    strict = writer_for(folder, embedder, sandbox, grounded=True)
+
+    assert lenient.submit(restating, ORIGIN).outcome == "added"
+    rejected = strict.submit(restating, ORIGIN)
+    assert rejected.outcome == "rejected"
+    assert "uses none of the numbers of the example's problem" in rejected.reason
+    assert read_log(folder) == []
+    assert strict.submit(using_the_example, ORIGIN).outcome == "added"
+
+
 def test_a_near_duplicate_adding_nothing_is_rejected_naming_the_existing_template(
     folder, embedder, sandbox
 ):
