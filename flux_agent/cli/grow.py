@@ -155,15 +155,26 @@ async def _grow(
             task = progress.add_task("problems", total=len(problems), added=0, merged=0, rejected=0)
 
             def shown(outcome: ProblemOutcome, summary: GrowSummary) -> None:
+                where = f"{outcome.worked.source} #{outcome.worked.record}"
                 for decision in outcome.decisions:
-                    if decision.outcome != "rejected":
-                        done = (
-                            "would be " + decision.outcome if writer.dry_run else decision.outcome
-                        )
-                        name = decision.template.id if decision.template else "?"
+                    if decision.outcome == "rejected":
+                        name = decision.candidate.id if decision.candidate else "(no template)"
+                        reason = _short(decision.reason)
                         progress.console.print(
-                            f"  [green]✓[/] {done} {escape(name)}: {escape(decision.detail)}"
+                            f"  [red]✗[/] rejected {escape(name)} from {escape(where)}: "
+                            f"{escape(reason)}"
                         )
+                        continue
+                    done = "would be " + decision.outcome if writer.dry_run else decision.outcome
+                    name = decision.template.id if decision.template else "?"
+                    progress.console.print(
+                        f"  [green]✓[/] {done} {escape(name)}: {escape(decision.detail)}"
+                    )
+                if not outcome.decisions:
+                    reason = _short(outcome.errors[0] if outcome.errors else "no template")
+                    progress.console.print(
+                        f"  [red]✗[/] nothing from {escape(where)}: {escape(reason)}"
+                    )
                 progress.update(
                     task,
                     advance=1,
@@ -278,6 +289,11 @@ def log(
             entry.prompt_version or "-",
         )
     console.print(table)
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def model_label(settings: BackendSettings) -> str:
