@@ -44,7 +44,18 @@ class WorkedExample(_Strict):
 
     problem: str = Field(min_length=10)
     solution: str = Field(min_length=20, description="Applies the steps one by one.")
-    answer: str = Field(min_length=1, description="The final answer, as a reader would write it.")
+    answer: str = Field(
+        min_length=1,
+        max_length=80,
+        description="The final answer, as a reader would write it (one line).",
+    )
+
+    @field_validator("answer")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value:
+            raise ValueError("must be one line: only the final answer")
+        return value
 
 
 class Merge(_Strict):

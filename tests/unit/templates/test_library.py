@@ -61,6 +61,7 @@ def test_a_clean_copy_passes(tmp_path, sandbox):
         (lambda d: d.update(check="__import__('os')"), "check", "not allowed"),
         (lambda d: d.update(check="1 +"), "check", "does not evaluate"),
         (lambda d: d.update(check="(5, 5, 5)"), "check", "several values"),
+        (lambda d: d["example"].update(answer="5\ncheck: 5"), "example.answer", "one line"),
         (
             lambda d: d.update(pitfalls=["Forgetting the sign.", "forgetting the sign. "]),
             "pitfalls",
