@@ -361,6 +361,7 @@ def _write_new(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-", suffix=".yaml")
     try:
+        os.fchmod(handle, 0o644)  # mkstemp makes it private; a template is for everyone to read
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()

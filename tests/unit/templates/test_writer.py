@@ -255,6 +255,7 @@ def test_a_new_template_is_written_logged_and_keeps_its_provenance(folder, embed
     assert written.provenance.model == "qwen2.5-math-1.5b"
     assert written.provenance.prompt_version == "extract-v2"
     assert "merges" not in yaml.safe_load(path.read_text())["provenance"]
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by a server running as another user
     (entry,) = read_log(folder)
     assert (entry.action, entry.id, entry.version, entry.path) == (
         "added",
