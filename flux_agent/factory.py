@@ -20,7 +20,7 @@ from flux_agent.templates import (
     load_library,
 )
 from flux_agent.templates.chroma_store import open_store
-from flux_agent.templates.journal import IndexedStore, library_fingerprint, sync_index
+from flux_agent.templates.journal import IndexedStore, index_library, sync_index
 from flux_agent.verify import default_sandbox
 
 logger = logging.getLogger(__name__)
@@ -41,13 +41,13 @@ def build_index(settings: Settings, store: TemplateStore | None = None) -> Build
 
     start = time.perf_counter()
     folder = settings.library_path or default_library_path()
-    fingerprint = library_fingerprint(folder)  # before reading: a later edit shows as a change
-    templates = load_library(folder)
     store = store or open_store(settings)
-    report = store.index(templates)
     if isinstance(store, IndexedStore):
-        store.mark_library(fingerprint)
-    return BuildReport(report, time.perf_counter() - start, len(templates))
+        report, total = index_library(store, folder)
+    else:  # a store that cannot record the library's state is simply indexed
+        templates = load_library(folder)
+        report, total = store.index(templates), len(templates)
+    return BuildReport(report, time.perf_counter() - start, total)
 
 
 def catch_up_index(settings: Settings, store: TemplateStore) -> None:

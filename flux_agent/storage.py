@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,16 +84,28 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so a reader sees the old file or the new one, never a mix."""
+def write_atomic(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write `text` to `path` so a reader sees the old file or the new one, never a mix.
+
+    The text goes to a hidden temporary file (`.new-*`, mode 0644) in the same folder,
+    synced, then renamed over `path`; with `replace=False` it is hard-linked instead,
+    which fails if `path` exists, so two writers cannot both create it.
+
+    Raises:
+        FileExistsError: `replace=False` and `path` exists.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".new-{os.getpid()}-{path.name}")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-", suffix=path.suffix)
     try:
-        with temporary.open("w", encoding="utf-8") as out:
+        os.fchmod(handle, 0o644)  # mkstemp makes it private; these files are for every reader
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        Path(temporary).unlink(missing_ok=True)

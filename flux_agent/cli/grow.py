@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,11 @@ from rich.table import Table
 
 from flux_agent.cli.common import CLIError, DataDir, console, run_async, settings_from_options
 from flux_agent.config import BackendSettings, Settings
+
+if TYPE_CHECKING:  # the heavy modules load inside the commands, after argument checks
+    from flux_agent.growth.extract import ExtractionPrompt, Worked
+    from flux_agent.growth.grow import GrowSummary
+    from flux_agent.templates.writer import LibraryWriter
 
 Library = Annotated[
     Path | None, typer.Option("--library", help="Library folder (default: the shipped one).")
@@ -113,8 +118,8 @@ def grow(
 
 async def _grow(
     settings: Settings,
-    problems: list[Any],
-    prompt: Any,
+    problems: list[Worked],
+    prompt: ExtractionPrompt,
     work_dir: Path,
     dry_run: bool,
     review: Path | None,
@@ -122,7 +127,7 @@ async def _grow(
     max_tokens: int,
 ) -> None:
     from flux_agent.backends import build_backend
-    from flux_agent.growth.grow import Grower, GrowSummary, ProblemOutcome
+    from flux_agent.growth.grow import Grower, ProblemOutcome
 
     writer = _writer(settings, dry_run=dry_run or review is not None, merge=merge)
     backend = build_backend(settings.navigator)
@@ -189,7 +194,9 @@ async def _grow(
     _report(summary, work_dir, writer, review)
 
 
-def _report(summary: Any, work_dir: Path, writer: Any, review: Path | None) -> None:
+def _report(
+    summary: GrowSummary, work_dir: Path, writer: LibraryWriter, review: Path | None
+) -> None:
     table = Table("problems", "candidates", "added", "merged", "rejected", "no usable reply")
     table.add_row(
         str(summary.problems),
@@ -305,7 +312,9 @@ def model_label(settings: BackendSettings) -> str:
     return str(settings.model)
 
 
-def _writer(settings: Settings, *, dry_run: bool, merge: bool, grounded: bool = True) -> Any:
+def _writer(
+    settings: Settings, *, dry_run: bool, merge: bool, grounded: bool = True
+) -> LibraryWriter:
     from flux_agent.templates import LibraryError, StoreError, default_library_path
     from flux_agent.templates.admission import Admission
     from flux_agent.templates.chroma_store import open_store

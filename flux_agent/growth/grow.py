@@ -36,7 +36,8 @@ from flux_agent.growth.extract import (
 )
 from flux_agent.storage import JsonlLog
 from flux_agent.templates.admission import Rejection, template_yaml
-from flux_agent.templates.library import parse_template_file
+from flux_agent.templates.library import load_tag_vocabulary, parse_template_file
+from flux_agent.templates.model import ThoughtTemplate
 from flux_agent.templates.writer import Decision, LibraryWriter, Origin
 
 EXTRACTIONS_FILE = "extractions.jsonl"
@@ -87,20 +88,10 @@ class GrowSummary:
 
 
 def reason_kind(rejections: list[Rejection]) -> str:
-    """A short label for counting: which rule rejected the candidate first."""
+    """A short label for counting: the rule that rejected the candidate first."""
     if not rejections:
         return "unknown"
-    first = rejections[0]
-    if first.field == "schema":
-        return "schema"
-    if first.field == "technique":
-        adds_nothing = "adds no new" in first.message
-        return "near-duplicate adding nothing" if adds_nothing else "near-duplicate"
-    if first.field == "check" and "uses none of the numbers" in first.message:
-        return "check does not use the example"
-    return {"check": "check fails", "tags": "unknown tags", "id": "id taken"}.get(
-        first.field, first.field
-    )
+    return rejections[0].rule or rejections[0].field
 
 
 class Grower:
@@ -259,7 +250,7 @@ class Grower:
 
     def _decide(self, worked: Worked, candidate: Candidate) -> Decision:
         if candidate.template is None:
-            rejection = Rejection("schema", "; ".join(candidate.errors[:6]))
+            rejection = Rejection("schema", "; ".join(candidate.errors[:6]), rule="schema")
             return Decision("rejected", None, rejections=[rejection])
         origin = Origin(
             by="grow",
@@ -358,16 +349,15 @@ def _usage(logged: dict[str, Any]) -> Usage:
 
 
 def _tags(writer: LibraryWriter) -> list[str]:
-    from flux_agent.templates.library import load_tag_vocabulary
-
+    """The tags a template may use: the vocabulary, or (without one) those in use."""
     vocabulary, _ = load_tag_vocabulary(writer.folder)
     if vocabulary is not None:
         return sorted(vocabulary)
     return sorted({tag for t in writer.admission.templates() for tag in t.tags})
 
 
-def _sample(templates: list[Any]) -> Any:
-    """The library's shortest template, shown to the model as the level of detail wanted."""
+def _sample(templates: list[ThoughtTemplate]) -> ThoughtTemplate:
+    """A template the prompt names as an example of what the library holds (the shortest)."""
     if not templates:
-        raise ValueError("the library is empty: there is no template to show as a sample")
+        raise ValueError("the library is empty: there is no template to name as an example")
     return min(templates, key=lambda t: len(t.model_dump_json()))

@@ -18,9 +18,7 @@ processes wrote, embedding only those.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from flux_agent.templates.duplicates import (
     technique_text,
 )
 from flux_agent.templates.embeddings import TextEmbedder
+from flux_agent.templates.journal import library_fingerprint
 from flux_agent.templates.library import (
     TAGS_FILE,
     check_example,
@@ -60,6 +59,7 @@ class Rejection:
     field: str
     message: str
     kind: Literal["invalid", "conflict"] = "invalid"
+    rule: str = ""  # a short name of the rule, for counting ("check fails", "id taken", ...)
 
 
 @dataclass(frozen=True)
@@ -87,15 +87,12 @@ class Admission:
         self.threshold = threshold
         self._lock = threading.RLock()
         self._cache: dict[str, np.ndarray] = {}  # content hash -> technique vector
-        self._last_vector: tuple[str, np.ndarray] | None = None
         self._fingerprint = fingerprint
         self._set_templates(templates)
 
     @classmethod
     def load(cls, folder: Path, embedder: TextEmbedder) -> Admission:
         """Read the library (it must be valid) and embed its techniques (seconds)."""
-        from flux_agent.templates.journal import library_fingerprint
-
         fingerprint = library_fingerprint(folder)
         return cls(folder, load_library(folder), embedder, fingerprint=fingerprint)
 
@@ -106,8 +103,6 @@ class Admission:
         Raises:
             LibraryError: the folder is no longer a valid library.
         """
-        from flux_agent.templates.journal import library_fingerprint
-
         fingerprint = library_fingerprint(self.folder)
         with self._lock:
             if fingerprint == self._fingerprint:
@@ -119,8 +114,6 @@ class Admission:
     def caught_up(self) -> str:
         """Take the folder as it is now for what is in memory (call it holding the library
         lock, right after this object wrote), so the next `refresh` does not re-read it."""
-        from flux_agent.templates.journal import library_fingerprint
-
         self._fingerprint = library_fingerprint(self.folder)
         return self._fingerprint
 
@@ -153,6 +146,7 @@ class Admission:
                     "check",
                     "uses none of the numbers of the example's problem; it must recompute the "
                     "answer from the example's data, not restate it",
+                    rule="check does not use the example",
                 )
             )
             return rejections  # evaluating it would prove nothing
@@ -161,17 +155,21 @@ class Admission:
             unknown = [tag for tag in template.tags if tag not in vocabulary]
             if unknown:
                 rejections.append(
-                    Rejection("tags", f"not in the tag vocabulary ({TAGS_FILE}): {unknown}")
+                    Rejection(
+                        "tags",
+                        f"not in the tag vocabulary ({TAGS_FILE}): {unknown}",
+                        rule="unknown tags",
+                    )
                 )
         passed, why = check_example(template, sandbox)
         if not passed:
-            rejections.append(Rejection("check", why))
+            rejections.append(Rejection("check", why, rule="check fails"))
         return rejections
 
     def conflicts(self, template: ThoughtTemplate) -> list[Rejection]:
         """Its id, or the file it would be written to, is taken."""
         if template.id in self._templates:
-            return [Rejection("id", "a template with this id exists", "conflict")]
+            return [Rejection("id", "a template with this id exists", "conflict", "id taken")]
         path = template_path(self.folder, template)
         if path in self._path_set or path.exists():
             return [
@@ -180,6 +178,7 @@ class Admission:
                     f"the file {path.relative_to(self.folder)} belongs to another template; "
                     "choose another last part for the id",
                     "conflict",
+                    "id taken",
                 )
             ]
         return []
@@ -209,15 +208,21 @@ class Admission:
         return sorted(close, key=lambda n: n.similarity, reverse=True)
 
     def near_duplicate_rejections(self, template: ThoughtTemplate) -> list[Rejection]:
-        return [
-            Rejection(
-                "technique",
-                f"a near-duplicate of {n.id} (cosine {n.similarity:.3f} >= {self.threshold}); "
-                "extend that template instead, or describe a technique that differs",
-                "conflict",
-            )
-            for n in self.neighbours(template)
-        ]
+        return [self.near_duplicate_rejection(n) for n in self.neighbours(template)]
+
+    def near_duplicate_rejection(
+        self,
+        neighbour: Neighbour,
+        advice: str = "extend that template instead, or describe a technique that differs",
+        rule: str = "near-duplicate",
+    ) -> Rejection:
+        return Rejection(
+            "technique",
+            f"a near-duplicate of {neighbour.id} "
+            f"(cosine {neighbour.similarity:.3f} >= {self.threshold}); {advice}",
+            "conflict",
+            rule,
+        )
 
     def add(self, template: ThoughtTemplate, *, write: bool = True) -> Path:
         """Write the template's YAML file atomically and remember its technique.
@@ -252,7 +257,7 @@ class Admission:
             if write:
                 history = self.folder / HISTORY_DIR / old.id / f"v{old.version}.yaml"
                 if not history.exists():
-                    _write_new(history, template_yaml(old))
+                    write_atomic(history, template_yaml(old), replace=False)
                 write_atomic(path, template_yaml(template))
             self._remember(template, vector, path)
         return path
@@ -296,14 +301,13 @@ class Admission:
         return set(self._paths.values())
 
     def _vector(self, template: ThoughtTemplate) -> np.ndarray:
-        """The technique's embedding; the last one is kept, so `judge` then `add` embed once."""
+        """The technique's embedding, cached by content hash (so `judge` then `add` embed once)."""
         key = template.content_hash()
-        if key in self._cache:
-            return self._cache[key]
-        if self._last_vector is None or self._last_vector[0] != key:
-            vector = np.asarray(self.embedder.embed([technique_text(template)]), dtype=float)[0]
-            self._last_vector = (key, vector)
-        return self._last_vector[1]
+        if key not in self._cache:
+            self._cache[key] = np.asarray(
+                self.embedder.embed([technique_text(template)]), dtype=float
+            )[0]
+        return self._cache[key]
 
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -353,20 +357,5 @@ def write_template(folder: Path, template: ThoughtTemplate) -> Path:
         FileExistsError: a file for this id exists already.
     """
     path = template_path(folder, template)
-    _write_new(path, template_yaml(template))
+    write_atomic(path, template_yaml(template), replace=False)
     return path
-
-
-def _write_new(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-", suffix=".yaml")
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp makes it private; a template is for everyone to read
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        # A hard link fails if the name exists, so two writers cannot both win.
-        os.link(temporary, path)
-    finally:
-        os.unlink(temporary)

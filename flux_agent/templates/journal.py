@@ -136,10 +136,17 @@ def sync_index(store: IndexedStore, folder: Path) -> IndexReport | None:
 
 def sync_index_locked(store: IndexedStore, folder: Path) -> IndexReport | None:
     """`sync_index` for a caller already holding the library lock."""
-    fingerprint = library_fingerprint(folder)
-    if store.library_fingerprint == fingerprint:
+    if store.library_fingerprint == library_fingerprint(folder):
         return None
+    return index_library(store, folder)[0]
+
+
+def index_library(store: IndexedStore, folder: Path) -> tuple[IndexReport, int]:
+    """Index the whole library incrementally and record its fingerprint; returns what
+    changed and how many templates the library holds."""
     # Fingerprint first: a file changed after it only makes the next start check again.
-    report = store.index(load_library(folder))
+    fingerprint = library_fingerprint(folder)
+    templates = load_library(folder)
+    report = store.index(templates)
     store.mark_library(fingerprint)
-    return report
+    return report, len(templates)

@@ -182,14 +182,10 @@ class LibraryWriter:
         other_id, similarity = neighbour.id, neighbour.similarity
         existing = self.admission.get(other_id)
         assert existing is not None
-        threshold = self.admission.threshold
         plan = plan_merge(existing, candidate, self.admission.embedder)
         if not plan:
-            rejection = Rejection(
-                "technique",
-                f"a near-duplicate of {other_id} (cosine {similarity:.3f} >= {threshold}); "
-                "adds no new cue, step or pitfall",
-                "conflict",
+            rejection = self.admission.near_duplicate_rejection(
+                neighbour, "adds no new cue, step or pitfall", "near-duplicate adding nothing"
             )
             return Decision("rejected", candidate, rejections=[rejection], similarity=similarity)
         template = merged_template(
